@@ -1,0 +1,306 @@
+//! Request and response bodies of the REST API under `/api/v1`, and the
+//! messages of its streaming endpoints. The server and the CLI both use these
+//! types, so the two cannot drift apart.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{DevboxId, DevboxName, EnvVar, ImageRef, Resources, State};
+
+/// Path prefix of every API route.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Every error response: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// A machine-readable code and a message for people.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// The error codes the API returns; each maps to one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: the request is malformed or a value is out of range.
+    InvalidArgument,
+    /// 401: no token, or a wrong one.
+    Unauthorized,
+    /// 404: the devbox, image or route does not exist.
+    NotFound,
+    /// 409: a devbox or image of that name exists already.
+    AlreadyExists,
+    /// 409: the operation conflicts with the current state.
+    Conflict,
+    /// 413: the body is larger than the route accepts.
+    PayloadTooLarge,
+    /// 415: the body is not of a type the route accepts.
+    UnsupportedMediaType,
+    /// 502: a remote registry failed or refused.
+    Upstream,
+    /// 507: the disk is full.
+    InsufficientStorage,
+    /// 500: a failure inside the server.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status code of this error.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidArgument => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::NotFound => 404,
+            ErrorCode::AlreadyExists | ErrorCode::Conflict => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::Upstream => 502,
+            ErrorCode::InsufficientStorage => 507,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}
+
+/// `POST /api/v1/devboxes`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDevbox {
+    #[schema(value_type = String, example = "web")]
+    pub name: DevboxName,
+    #[schema(value_type = String, example = "base:1")]
+    pub image: ImageRef,
+    /// CPU cores; default 1.
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// Memory limit in bytes; default 1 GiB.
+    #[serde(default)]
+    pub memory: Option<u64>,
+    /// Process limit; default 4096.
+    #[serde(default)]
+    pub pids: Option<u32>,
+    /// Environment for the startup command and every exec.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>, example = json!(["FOO=bar"]))]
+    pub env: Vec<EnvVar>,
+    /// A command the devbox runs at every start, its output going to the log.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+}
+
+/// A devbox as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Devbox {
+    #[schema(value_type = String)]
+    pub id: DevboxId,
+    #[schema(value_type = String)]
+    pub name: DevboxName,
+    /// The image reference it was created from.
+    pub image: String,
+    /// The manifest digest that reference resolved to at creation.
+    pub image_digest: String,
+    pub state: State,
+    /// Why the last operation failed, while the state is `error`.
+    pub error: Option<String>,
+    pub resources: Resources,
+    #[schema(value_type = Vec<String>, example = json!(["FOO=bar"]))]
+    pub env: Vec<EnvVar>,
+    pub command: Option<Vec<String>>,
+    /// Address on the devbox network.
+    pub ip: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/devboxes/{name}/exec`: run a command and collect its output.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    pub cmd: Vec<String>,
+    #[serde(default)]
+    #[schema(value_type = Vec<String>, example = json!(["FOO=bar"]))]
+    pub env: Vec<EnvVar>,
+    /// Working directory; default the image's, else `/`.
+    #[serde(default)]
+    pub workdir: Option<String>,
+    /// Bytes written to the command's standard input, then closed.
+    #[serde(default)]
+    pub stdin: Option<String>,
+}
+
+/// The result of a collected exec. Output that is not UTF-8 is replaced
+/// lossily; use the streaming exec for binary output.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExecResponse {
+    pub exit_code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Streaming exec over a WebSocket at `GET /api/v1/devboxes/{name}/exec/ws`.
+///
+/// The client's first message is a text frame with [`ExecClientMsg::Start`].
+/// Binary frames carry data, their first byte naming the stream (see
+/// [`stream`]); text frames carry JSON control messages.
+pub mod stream {
+    /// Client to server: bytes for the command's standard input.
+    pub const STDIN: u8 = 0;
+    /// Server to client: the command's standard output (or the pty).
+    pub const STDOUT: u8 = 1;
+    /// Server to client: the command's standard error (never with a pty).
+    pub const STDERR: u8 = 2;
+}
+
+/// Control messages from the client.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ExecClientMsg {
+    Start {
+        cmd: Vec<String>,
+        #[serde(default)]
+        #[schema(value_type = Vec<String>)]
+        env: Vec<EnvVar>,
+        #[serde(default)]
+        workdir: Option<String>,
+        /// Allocate a pseudo-terminal.
+        #[serde(default)]
+        tty: bool,
+        #[serde(default)]
+        rows: Option<u16>,
+        #[serde(default)]
+        cols: Option<u16>,
+    },
+    /// The terminal was resized.
+    Resize { rows: u16, cols: u16 },
+    /// Deliver a signal (`INT`, `TERM`, `HUP`, `KILL`, `QUIT`, `USR1`, `USR2`, `WINCH`).
+    Signal { signal: String },
+    /// Close the command's standard input.
+    Eof,
+}
+
+/// Control messages from the server.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ExecServerMsg {
+    /// The command exited (128 + n when killed by signal n); the server closes next.
+    Exit { code: i32 },
+    /// The command could not be run.
+    Error { code: ErrorCode, message: String },
+}
+
+/// An image in the local store.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Image {
+    /// `repository:tag`.
+    pub reference: String,
+    pub repository: String,
+    pub tag: String,
+    /// Manifest digest.
+    pub digest: String,
+    /// Compressed size of all layers, in bytes.
+    pub size: u64,
+    pub layers: usize,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /api/v1/images/pull`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequest {
+    #[schema(value_type = String, example = "localhost:5000/busybox:latest")]
+    pub reference: ImageRef,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Use plain HTTP (and accept any certificate) for this registry.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+/// One line of the newline-delimited JSON stream that `POST
+/// /api/v1/images/pull` and `POST /api/v1/images/import` answer with.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ProgressEvent {
+    /// The manifest was resolved; these layers will be fetched.
+    Resolved { digest: String, layers: Vec<LayerInfo> },
+    /// Bytes of one layer done so far.
+    Progress { digest: String, current: u64, total: u64 },
+    /// A layer is stored (or was already).
+    LayerDone { digest: String, cached: bool },
+    /// The image is stored under its reference.
+    Done { image: Image },
+    /// The operation failed; nothing was tagged.
+    Error { error: ErrorDetail },
+}
+
+/// A layer of a manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LayerInfo {
+    pub digest: String,
+    pub size: u64,
+}
+
+/// Query of `GET /api/v1/devboxes/{name}/logs`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+pub struct LogsQuery {
+    /// Keep the response open and send new output as it is written.
+    #[serde(default)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[serde(default)]
+    pub tail: Option<usize>,
+}
+
+/// Query of `POST /api/v1/images/import`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+pub struct ImportQuery {
+    /// Reference to store the image under.
+    pub name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_rejects_bad_names_with_the_validation_message() {
+        let e = serde_json::from_str::<CreateDevbox>(r#"{"name":"Web","image":"base:1"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid devbox name"), "{e}");
+        let e = serde_json::from_str::<CreateDevbox>(r#"{"name":"web","image":"base:1","cpu":1}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn exec_messages_are_tagged() {
+        let m: ExecClientMsg = serde_json::from_str(r#"{"type":"resize","rows":24,"cols":80}"#).unwrap();
+        assert!(matches!(m, ExecClientMsg::Resize { rows: 24, cols: 80 }));
+        let s = serde_json::to_string(&ExecServerMsg::Exit { code: 3 }).unwrap();
+        assert_eq!(s, r#"{"type":"exit","code":3}"#);
+    }
+
+    #[test]
+    fn error_codes_map_to_statuses() {
+        assert_eq!(ErrorCode::Conflict.http_status(), 409);
+        assert_eq!(ErrorCode::Unauthorized.http_status(), 401);
+        let s = serde_json::to_string(&ErrorCode::InvalidArgument).unwrap();
+        assert_eq!(s, "\"invalid_argument\"");
+    }
+}

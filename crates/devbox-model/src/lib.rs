@@ -1,0 +1,19 @@
+//! The vocabulary of Devbox: names and IDs with their validation, resource
+//! specs, the lifecycle state machine, and the request and response types of
+//! the REST API.
+//!
+//! This crate does no IO. Every other crate speaks these types, so a value that
+//! passed validation here is valid everywhere.
+
+pub mod api;
+pub mod env;
+pub mod id;
+pub mod name;
+pub mod resources;
+pub mod state;
+
+pub use env::{EnvError, EnvVar};
+pub use id::DevboxId;
+pub use name::{DevboxName, ImageRef, NameError};
+pub use resources::{ByteSize, ResourceError, Resources, ResourceLimits};
+pub use state::{Operation, Plan, Recovery, State, TransitionError, plan, recover};
