@@ -236,9 +236,16 @@ pub struct PullRequest {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ProgressEvent {
     /// The manifest was resolved; these layers will be fetched.
-    Resolved { digest: String, layers: Vec<LayerInfo> },
+    Resolved {
+        digest: String,
+        layers: Vec<LayerInfo>,
+    },
     /// Bytes of one layer done so far.
-    Progress { digest: String, current: u64, total: u64 },
+    Progress {
+        digest: String,
+        current: u64,
+        total: u64,
+    },
     /// A layer is stored (or was already).
     LayerDone { digest: String, cached: bool },
     /// The image is stored under its reference.
@@ -290,7 +297,8 @@ mod tests {
 
     #[test]
     fn exec_messages_are_tagged() {
-        let m: ExecClientMsg = serde_json::from_str(r#"{"type":"resize","rows":24,"cols":80}"#).unwrap();
+        let m: ExecClientMsg =
+            serde_json::from_str(r#"{"type":"resize","rows":24,"cols":80}"#).unwrap();
         assert!(matches!(m, ExecClientMsg::Resize { rows: 24, cols: 80 }));
         let s = serde_json::to_string(&ExecServerMsg::Exit { code: 3 }).unwrap();
         assert_eq!(s, r#"{"type":"exit","code":3}"#);

@@ -15,7 +15,9 @@ pub struct EnvVar {
 
 /// The variable was not `KEY=VALUE` with a valid key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid environment variable {0:?}: expected KEY=VALUE where KEY is letters, digits and '_', not starting with a digit")]
+#[error(
+    "invalid environment variable {0:?}: expected KEY=VALUE where KEY is letters, digits and '_', not starting with a digit"
+)]
 pub struct EnvError(pub String);
 
 impl FromStr for EnvVar {
@@ -31,7 +33,10 @@ impl FromStr for EnvVar {
         if !valid {
             return Err(EnvError(s.to_owned()));
         }
-        Ok(Self { key: key.to_owned(), value: value.to_owned() })
+        Ok(Self {
+            key: key.to_owned(),
+            value: value.to_owned(),
+        })
     }
 }
 

@@ -89,7 +89,13 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_refused() {
-        for bad in ["", "DEADBEEF000102FF", "deadbeef000102f", "deadbeef000102fff", "../../etc/passw"] {
+        for bad in [
+            "",
+            "DEADBEEF000102FF",
+            "deadbeef000102f",
+            "deadbeef000102fff",
+            "../../etc/passw",
+        ] {
             assert!(bad.parse::<DevboxId>().is_err(), "{bad}");
         }
     }

@@ -15,5 +15,5 @@ pub mod state;
 pub use env::{EnvError, EnvVar};
 pub use id::DevboxId;
 pub use name::{DevboxName, ImageRef, NameError};
-pub use resources::{ByteSize, ResourceError, Resources, ResourceLimits};
+pub use resources::{ByteSize, ResourceError, ResourceLimits, Resources};
 pub use state::{Operation, Plan, Recovery, State, TransitionError, plan, recover};

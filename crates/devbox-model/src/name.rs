@@ -16,7 +16,10 @@ pub enum NameError {
     #[error("invalid devbox name {name:?}: {reason}")]
     Devbox { name: String, reason: &'static str },
     #[error("invalid image reference {reference:?}: {reason}")]
-    Image { reference: String, reason: &'static str },
+    Image {
+        reference: String,
+        reason: &'static str,
+    },
 }
 
 /// A validated devbox name: 1 to 63 characters of `a-z`, `0-9` and `-`,
@@ -38,14 +41,20 @@ impl DevboxName {
 impl FromStr for DevboxName {
     type Err = NameError;
     fn from_str(s: &str) -> Result<Self, NameError> {
-        let err = |reason| NameError::Devbox { name: s.to_owned(), reason };
+        let err = |reason| NameError::Devbox {
+            name: s.to_owned(),
+            reason,
+        };
         if s.is_empty() {
             return Err(err("a name must not be empty"));
         }
         if s.len() > Self::MAX_LEN {
             return Err(err("a name must be at most 63 characters"));
         }
-        if !s.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-')) {
+        if !s
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'))
+        {
             return Err(err("only lowercase letters, digits and '-' are allowed"));
         }
         if !s.as_bytes()[0].is_ascii_lowercase() {
@@ -161,7 +170,8 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|&x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|&x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
 }
 
 fn valid_digest(d: &str) -> bool {
@@ -199,7 +209,10 @@ fn valid_domain(d: &str) -> bool {
 impl FromStr for ImageRef {
     type Err = NameError;
     fn from_str(s: &str) -> Result<Self, NameError> {
-        let err = |reason| NameError::Image { reference: s.to_owned(), reason };
+        let err = |reason| NameError::Image {
+            reference: s.to_owned(),
+            reason,
+        };
         if s.is_empty() {
             return Err(err("a reference must not be empty"));
         }
@@ -251,7 +264,12 @@ impl FromStr for ImageRef {
                 "repository path components are lowercase letters and digits, separated by '.', '_', '__' or '-'",
             ));
         }
-        Ok(Self { domain, path: path.to_owned(), tag, digest })
+        Ok(Self {
+            domain,
+            path: path.to_owned(),
+            tag,
+            digest,
+        })
     }
 }
 
@@ -291,7 +309,17 @@ mod tests {
         for good in ["a", "web", "my-box-2", &"a".repeat(63)] {
             assert!(good.parse::<DevboxName>().is_ok(), "{good}");
         }
-        for bad in ["", "Web", "2web", "-web", "web-", "we_b", "we.b", "wéb", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Web",
+            "2web",
+            "-web",
+            "web-",
+            "we_b",
+            "we.b",
+            "wéb",
+            &"a".repeat(64),
+        ] {
             assert!(bad.parse::<DevboxName>().is_err(), "{bad}");
         }
     }
@@ -322,8 +350,18 @@ mod tests {
     #[test]
     fn bad_image_refs_are_refused() {
         for bad in [
-            "", "Base:1", "base:", "base:-x", "base/", "/base", "ba..se", "base@sha256:xyz",
-            "host:99999999/x", "a___b", "base:1:2", "../x",
+            "",
+            "Base:1",
+            "base:",
+            "base:-x",
+            "base/",
+            "/base",
+            "ba..se",
+            "base@sha256:xyz",
+            "host:99999999/x",
+            "a___b",
+            "base:1:2",
+            "../x",
         ] {
             assert!(bad.parse::<ImageRef>().is_err(), "{bad}");
         }

@@ -14,12 +14,18 @@ pub struct ByteSize(pub u64);
 /// A size or resource value was malformed or out of range.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ResourceError {
-    #[error("invalid size {0:?}: expected a number with an optional unit (B, KiB, MiB, GiB, TiB, K, M, G, T)")]
+    #[error(
+        "invalid size {0:?}: expected a number with an optional unit (B, KiB, MiB, GiB, TiB, K, M, G, T)"
+    )]
     Size(String),
     #[error("cpus must be between {min} and {max}, got {got}")]
     Cpus { min: f64, max: f64, got: f64 },
     #[error("memory must be between {min} and {max}, got {got}")]
-    Memory { min: ByteSize, max: ByteSize, got: ByteSize },
+    Memory {
+        min: ByteSize,
+        max: ByteSize,
+        got: ByteSize,
+    },
     #[error("pids must be between {min} and {max}, got {got}")]
     Pids { min: u32, max: u32, got: u32 },
 }
@@ -43,7 +49,9 @@ impl FromStr for ByteSize {
     fn from_str(s: &str) -> Result<Self, ResourceError> {
         let err = || ResourceError::Size(s.to_owned());
         let t = s.trim();
-        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         let num: f64 = num.parse().map_err(|_| err())?;
         let mult = match unit.trim().to_ascii_lowercase().as_str() {
@@ -98,7 +106,11 @@ pub struct Resources {
 
 impl Default for Resources {
     fn default() -> Self {
-        Self { cpus: 1.0, memory: ByteSize::gib(1), pids: 4096 }
+        Self {
+            cpus: 1.0,
+            memory: ByteSize::gib(1),
+            pids: 4096,
+        }
     }
 }
 
@@ -117,8 +129,7 @@ impl Resources {
 
     /// Checks every value against the fixed minimums and the host's maximums.
     pub fn validate(&self, limits: &ResourceLimits) -> Result<(), ResourceError> {
-        if !(self.cpus.is_finite() && self.cpus >= Self::MIN_CPUS && self.cpus <= limits.max_cpus)
-        {
+        if !(self.cpus.is_finite() && self.cpus >= Self::MIN_CPUS && self.cpus <= limits.max_cpus) {
             return Err(ResourceError::Cpus {
                 min: Self::MIN_CPUS,
                 max: limits.max_cpus,
@@ -168,17 +179,41 @@ mod tests {
 
     #[test]
     fn resources_are_checked_against_the_host() {
-        let host = ResourceLimits { max_cpus: 2.0, max_memory: ByteSize::gib(4) };
+        let host = ResourceLimits {
+            max_cpus: 2.0,
+            max_memory: ByteSize::gib(4),
+        };
         assert!(Resources::default().validate(&host).is_ok());
-        let too_many = Resources { cpus: 3.0, ..Resources::default() };
-        assert!(matches!(too_many.validate(&host), Err(ResourceError::Cpus { .. })));
-        let too_big = Resources { memory: ByteSize::gib(5), ..Resources::default() };
-        assert!(matches!(too_big.validate(&host), Err(ResourceError::Memory { .. })));
-        let too_small = Resources { memory: ByteSize::mib(1), ..Resources::default() };
+        let too_many = Resources {
+            cpus: 3.0,
+            ..Resources::default()
+        };
+        assert!(matches!(
+            too_many.validate(&host),
+            Err(ResourceError::Cpus { .. })
+        ));
+        let too_big = Resources {
+            memory: ByteSize::gib(5),
+            ..Resources::default()
+        };
+        assert!(matches!(
+            too_big.validate(&host),
+            Err(ResourceError::Memory { .. })
+        ));
+        let too_small = Resources {
+            memory: ByteSize::mib(1),
+            ..Resources::default()
+        };
         assert!(too_small.validate(&host).is_err());
-        let nan = Resources { cpus: f64::NAN, ..Resources::default() };
+        let nan = Resources {
+            cpus: f64::NAN,
+            ..Resources::default()
+        };
         assert!(nan.validate(&host).is_err());
-        let pids = Resources { pids: 1, ..Resources::default() };
+        let pids = Resources {
+            pids: 1,
+            ..Resources::default()
+        };
         assert!(pids.validate(&host).is_err());
     }
 }

@@ -60,7 +60,11 @@ impl State {
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            State::Creating | State::Starting | State::Stopping | State::Committing | State::Deleting
+            State::Creating
+                | State::Starting
+                | State::Stopping
+                | State::Committing
+                | State::Deleting
         )
     }
 }
@@ -204,11 +208,26 @@ mod tests {
 
     #[test]
     fn settled_states_begin_transitions() {
-        assert_eq!(plan(State::Stopped, Operation::Start), Ok(Plan::Begin(State::Starting)));
-        assert_eq!(plan(State::Error, Operation::Start), Ok(Plan::Begin(State::Starting)));
-        assert_eq!(plan(State::Running, Operation::Stop), Ok(Plan::Begin(State::Stopping)));
-        assert_eq!(plan(State::Running, Operation::Restart), Ok(Plan::Begin(State::Stopping)));
-        assert_eq!(plan(State::Stopped, Operation::Restart), Ok(Plan::Begin(State::Starting)));
+        assert_eq!(
+            plan(State::Stopped, Operation::Start),
+            Ok(Plan::Begin(State::Starting))
+        );
+        assert_eq!(
+            plan(State::Error, Operation::Start),
+            Ok(Plan::Begin(State::Starting))
+        );
+        assert_eq!(
+            plan(State::Running, Operation::Stop),
+            Ok(Plan::Begin(State::Stopping))
+        );
+        assert_eq!(
+            plan(State::Running, Operation::Restart),
+            Ok(Plan::Begin(State::Stopping))
+        );
+        assert_eq!(
+            plan(State::Stopped, Operation::Restart),
+            Ok(Plan::Begin(State::Starting))
+        );
         for s in [State::Stopped, State::Running, State::Error] {
             assert_eq!(plan(s, Operation::Delete), Ok(Plan::Begin(State::Deleting)));
         }
@@ -217,7 +236,12 @@ mod tests {
     #[test]
     fn every_operation_conflicts_with_every_transient_state() {
         for s in State::ALL.into_iter().filter(|s| s.is_transient()) {
-            for op in [Operation::Start, Operation::Stop, Operation::Restart, Operation::Delete] {
+            for op in [
+                Operation::Start,
+                Operation::Stop,
+                Operation::Restart,
+                Operation::Delete,
+            ] {
                 let e = plan(s, op).unwrap_err();
                 assert_eq!((e.op, e.state), (op, s));
                 assert!(e.to_string().contains(s.as_str()), "{e}");
