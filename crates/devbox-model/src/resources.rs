@@ -81,7 +81,7 @@ impl fmt::Display for ByteSize {
         let b = self.0;
         for (unit, size) in [("TiB", TIB), ("GiB", GIB), ("MiB", MIB), ("KiB", KIB)] {
             if b >= size {
-                return if b % size == 0 {
+                return if b.is_multiple_of(size) {
                     write!(f, "{}{unit}", b / size)
                 } else {
                     write!(f, "{:.1}{unit}", b as f64 / size as f64)

@@ -1,9 +1,27 @@
 //! The Devbox control plane: the REST API under `/api/v1`, the lifecycle of
 //! devboxes, and the reconciler that makes the database and the runtime agree
-//! after a restart.
+//! after a restart. It is the only crate that knows HTTP server types, and it
+//! reaches a devbox's filesystem only through the runtime.
+
+mod api;
+mod auth;
+mod error;
+mod host;
+mod lifecycle;
+mod locks;
+mod reconcile;
+mod state;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use devbox_image::ImageStore;
+use devbox_runtime::{DEFAULT_SUBNET, LocalRuntime, RuntimeConfig, Subnet};
+use devbox_store::{SqliteStore, Store};
+
+use crate::state::AppState;
 
 /// How `devbox server` runs.
 #[derive(Debug, Clone)]
@@ -21,7 +39,92 @@ pub struct ServerConfig {
 /// Name of the file in the data directory holding the admin API token.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
-/// Runs the server until SIGINT or SIGTERM.
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/devbox";
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Runs the server until SIGINT or SIGTERM. Devboxes keep running when it
+/// stops; the next start adopts them.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
-    anyhow::bail!("server not built yet: {config:?}")
+    let data = &config.data_dir;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create data directory {}", data.display()))?;
+    let tmp_dir = data.join("tmp");
+    // Leftover uploads of a previous run are garbage.
+    let _ = std::fs::remove_dir_all(&tmp_dir);
+    std::fs::create_dir_all(&tmp_dir)?;
+
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data.join("devbox.db"))?);
+    auth::ensure_admin_token(&store, &data.join(ADMIN_TOKEN_FILE)).await?;
+    let images = ImageStore::open_local(&data.join("images"), store.clone())?;
+
+    let subnet: Subnet = config
+        .subnet
+        .as_deref()
+        .unwrap_or(DEFAULT_SUBNET)
+        .parse()
+        .context("invalid --subnet")?;
+    let runc = match config.runc.clone() {
+        Some(p) => p,
+        None => find_on_path("runc")
+            .context("runc not found on PATH: install it with `apt-get install runc`")?,
+    };
+    let runtime = LocalRuntime::new(RuntimeConfig {
+        root: data.join("runtime"),
+        runc,
+        subnet: subnet.clone(),
+        bridge: devbox_runtime::DEFAULT_BRIDGE.to_owned(),
+    })
+    .await
+    .context("cannot start the devbox runtime")?;
+
+    let state = AppState {
+        store,
+        images,
+        runtime: Arc::new(runtime),
+        locks: Default::default(),
+        create_lock: Default::default(),
+        limits: host::limits(),
+        subnet,
+        tmp_dir,
+    };
+    reconcile::reconcile(&state)
+        .await
+        .context("cannot reconcile devboxes with the runtime")?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(
+        "devbox server listening on http://{}",
+        listener.local_addr()?
+    );
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down; devboxes keep running");
 }

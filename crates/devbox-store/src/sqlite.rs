@@ -120,7 +120,7 @@ impl SqliteStore {
 }
 
 fn ts(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
 fn parse_ts(column: &'static str, s: &str) -> Result<DateTime<Utc>, StoreError> {

@@ -1,0 +1,93 @@
+//! The HTTP surface: routes, the JSON extractor that turns every malformed
+//! body into a precise 4xx, and the OpenAPI document.
+
+mod devboxes;
+mod exec;
+mod images;
+mod logs;
+mod openapi;
+
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+use devbox_model::DevboxName;
+use devbox_model::api::Health;
+
+use crate::auth::require_token;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Largest JSON body any route accepts.
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
+/// All routes of the server.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/devboxes", get(devboxes::list).post(devboxes::create))
+        .route(
+            "/devboxes/{name}",
+            get(devboxes::show).delete(devboxes::delete),
+        )
+        .route("/devboxes/{name}/start", post(devboxes::start))
+        .route("/devboxes/{name}/stop", post(devboxes::stop))
+        .route("/devboxes/{name}/restart", post(devboxes::restart))
+        .route("/devboxes/{name}/exec", post(exec::exec))
+        .route("/devboxes/{name}/exec/ws", get(exec::exec_ws))
+        .route("/devboxes/{name}/logs", get(logs::logs))
+        .route("/images", get(images::list))
+        .route(
+            "/images/import",
+            post(images::import).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/images/pull", post(images::pull))
+        .route(
+            "/images/{reference}",
+            get(images::show).delete(images::delete),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
+    Router::new()
+        .route("/healthz", get(health))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
+}
+
+/// `axum::Json` whose rejections become [`ApiError`]s.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let Json(v) = Json::<T>::from_request(req, state).await?;
+        Ok(Self(v))
+    }
+}
+
+/// Parses a devbox name from a path segment.
+pub fn devbox_name(raw: &str) -> ApiResult<DevboxName> {
+    Ok(raw.parse()?)
+}

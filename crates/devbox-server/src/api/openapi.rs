@@ -1,0 +1,73 @@
+//! The OpenAPI document, generated from the handlers' annotations so it
+//! cannot drift from the routes.
+
+use axum::Json;
+use devbox_model::api;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Devbox API", description = "Cloud development environments that feel like virtual machines."),
+    paths(
+        super::health,
+        super::devboxes::list, super::devboxes::create, super::devboxes::show, super::devboxes::delete,
+        super::devboxes::start, super::devboxes::stop, super::devboxes::restart,
+        super::exec::exec, super::exec::exec_ws, super::logs::logs,
+        super::images::list, super::images::show, super::images::delete, super::images::import, super::images::pull,
+    ),
+    components(schemas(
+        api::ErrorBody, api::ErrorDetail, api::ErrorCode, api::Health, api::CreateDevbox, api::Devbox,
+        api::ExecRequest, api::ExecResponse, api::ExecClientMsg, api::ExecServerMsg, api::Image,
+        api::PullRequest, api::ProgressEvent, api::LayerInfo, devbox_model::Resources, devbox_model::State,
+    )),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// `GET /api/v1/openapi.json`.
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented() {
+        let doc = ApiDoc::openapi();
+        for path in [
+            "/healthz",
+            "/api/v1/devboxes",
+            "/api/v1/devboxes/{name}",
+            "/api/v1/devboxes/{name}/start",
+            "/api/v1/devboxes/{name}/stop",
+            "/api/v1/devboxes/{name}/restart",
+            "/api/v1/devboxes/{name}/exec",
+            "/api/v1/devboxes/{name}/exec/ws",
+            "/api/v1/devboxes/{name}/logs",
+            "/api/v1/images",
+            "/api/v1/images/{reference}",
+            "/api/v1/images/import",
+            "/api/v1/images/pull",
+        ] {
+            assert!(
+                doc.paths.paths.contains_key(path),
+                "{path} missing from the OpenAPI document"
+            );
+        }
+    }
+}
