@@ -213,9 +213,10 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
             || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
-fn decode_manifest(
-    r: &Row<'_>,
-) -> rusqlite::Result<(String, String, Vec<u8>, String, i64, i64, String)> {
+/// Raw manifest columns, decoded after the row callback.
+type RawManifest = (String, String, Vec<u8>, String, i64, i64, String);
+
+fn decode_manifest(r: &Row<'_>) -> rusqlite::Result<RawManifest> {
     Ok((
         r.get(0)?,
         r.get(1)?,
