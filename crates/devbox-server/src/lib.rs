@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub subnet: Option<String>,
     /// The `runc` binary; found on `PATH` when `None`.
     pub runc: Option<PathBuf>,
+    /// Name of the devbox bridge; `devbox0` when `None`.
+    pub bridge: Option<String>,
 }
 
 /// Name of the file in the data directory holding the admin API token.
@@ -82,7 +84,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         root: data.join("runtime"),
         runc,
         subnet: subnet.clone(),
-        bridge: devbox_runtime::DEFAULT_BRIDGE.to_owned(),
+        bridge: config.bridge.clone().unwrap_or_else(|| devbox_runtime::DEFAULT_BRIDGE.to_owned()),
     })
     .await
     .context("cannot start the devbox runtime")?;

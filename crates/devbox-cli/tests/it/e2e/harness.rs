@@ -1,0 +1,231 @@
+//! A real `devbox server` per test, driven through the built `devbox` binary
+//! and its HTTP API, with everything it created removed at the end.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Each server in this process gets its own bridge and /24, so tests run side by side.
+static NEXT_NET: AtomicU32 = AtomicU32::new(1);
+
+/// Fails the test with a one-line fix when the machine cannot run devboxes.
+pub fn require_privileges() {
+    assert!(rustix::process::geteuid().is_root(), "end-to-end tests run devboxes and need root");
+    for (tool, package) in [("runc", "runc"), ("iptables", "iptables"), ("ip", "iproute2")] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+            .unwrap_or(false);
+        assert!(found, "{tool} not found: install it with `apt-get install {package}`");
+    }
+}
+
+/// Writes a busybox rootfs (from Debian's busybox-static) with an os-release and a passwd.
+pub fn busybox_rootfs(root: &Path) {
+    let busybox = Path::new("/bin/busybox");
+    assert!(busybox.is_file(), "/bin/busybox not found: install it with `apt-get install busybox-static`");
+    for d in ["bin", "etc", "root", "tmp", "home", "var"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    let list = Command::new(busybox).arg("--list").output().unwrap();
+    for applet in String::from_utf8(list.stdout).unwrap().lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+        }
+    }
+    std::fs::write(root.join("etc/os-release"), "NAME=\"Devbox test\"\nID=devbox-test\n").unwrap();
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+}
+
+/// One server, its data directory and network.
+#[derive(Debug)]
+pub struct Server {
+    child: Option<Child>,
+    pub data: tempfile::TempDir,
+    pub url: String,
+    pub listen: String,
+    pub subnet: String,
+    pub gateway: String,
+    pub bridge: String,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Server {
+    pub fn start() -> Self {
+        require_privileges();
+        let n = NEXT_NET.fetch_add(1, Ordering::SeqCst);
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut s = Server {
+            child: None,
+            data: tempfile::Builder::new().prefix("devbox-e2e-").tempdir_in("/var/tmp").unwrap(),
+            url: format!("http://{listen}"),
+            listen,
+            subnet: format!("10.79.{n}.0/24"),
+            gateway: format!("10.79.{n}.1"),
+            bridge: format!("dbxe2e{n}"),
+        };
+        s.spawn();
+        s
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.data.path().join("server.log")
+    }
+
+    /// Starts the server process on the same data directory and waits until it answers.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_devbox"))
+            .args(["server", "--data-dir"])
+            .arg(self.data.path())
+            .args(["--listen", &self.listen, "--subnet", &self.subnet, "--bridge", &self.bridge])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("devbox server exited with {status}:\n{}", self.log());
+            }
+            if std::net::TcpStream::connect(&self.listen).is_ok() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "devbox server did not listen in 60 s:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("admin-token")).unwrap().trim().to_owned()
+    }
+
+    /// Runs the CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_stdin(args, b"")
+    }
+
+    pub fn cli_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_devbox"))
+            .args(args)
+            .env("DEVBOX_URL", &self.url)
+            .env("DEVBOX_DATA_DIR", self.data.path())
+            .env_remove("DEVBOX_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin).unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs the CLI and returns its stdout, failing the test on a non-zero exit.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "devbox {} failed with {}:\nstdout: {}\nstderr: {}\nserver log:\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs the CLI with `--json` output and parses it.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("devbox {}: not JSON ({e}): {out}", args.join(" ")))
+    }
+
+    /// An HTTP client with the admin token.
+    pub fn http(&self) -> reqwest::Client {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", self.token()).parse().unwrap());
+        reqwest::Client::builder().default_headers(h).build().unwrap()
+    }
+
+    /// Imports a busybox rootfs as `name`.
+    pub fn import_busybox(&self, name: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        busybox_rootfs(dir.path());
+        self.ok(&["image", "import", dir.path().to_str().unwrap(), "--name", name]);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Remove every devbox through the API so no container, mount or
+        // network device outlives the test, then stop the server.
+        if self.child.is_some() {
+            let out = self.cli(&["ls", "--json"]);
+            if let Ok(list) = serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout) {
+                for d in list {
+                    if let Some(name) = d["name"].as_str() {
+                        let _ = self.cli(&["rm", name]);
+                    }
+                }
+            }
+        }
+        self.kill9();
+        let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
+        let _ = Command::new("iptables")
+            .args(["-t", "nat", "-D", "POSTROUTING", "-s", &self.subnet, "!", "-o", &self.bridge, "-j", "MASQUERADE"])
+            .output();
+    }
+}
+
+/// What the host still holds for a devbox ID; empty when it left nothing behind.
+pub fn leftovers(server: &Server, id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    if mountinfo.contains(id) {
+        found.push(format!("a mount naming {id}"));
+    }
+    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let p = entry.path().join("devbox").join(id);
+        if p.exists() {
+            found.push(format!("cgroup {}", p.display()));
+        }
+    }
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    if String::from_utf8_lossy(&netns.stdout).contains(id) {
+        found.push(format!("network namespace of {id}"));
+    }
+    let links = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+    if String::from_utf8_lossy(&links.stdout).contains(&format!("vb{}", &id[..12])) {
+        found.push(format!("veth vb{}", &id[..12]));
+    }
+    let dir = server.data.path().join("runtime/devboxes").join(id);
+    if dir.exists() {
+        found.push(format!("directory {}", dir.display()));
+    }
+    found
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the built `devbox` binary against a real server running
+//! real runc containers (root required).
+
+mod errors;
+mod harness;
+mod lifecycle;
+mod pty;
+mod restart;
