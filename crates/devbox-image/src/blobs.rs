@@ -396,3 +396,111 @@ async fn remove_file(file: &FsPath) -> Result<(), ImageError> {
         Err(e) => Err(ImageError::io(file, e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn stores() -> (tempfile::TempDir, Vec<BlobStore>) {
+        let dir = tempfile::tempdir().unwrap();
+        let local = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let stores = vec![
+            BlobStore::new(Arc::new(InMemory::new()), None),
+            BlobStore::new(Arc::new(local), Some(root)),
+        ];
+        (dir, stores)
+    }
+
+    fn body(chunks: &[&'static [u8]]) -> BoxStream<'static, Result<Bytes, ImageError>> {
+        futures::stream::iter(
+            chunks
+                .iter()
+                .map(|c| Ok(Bytes::from_static(c)))
+                .collect::<Vec<_>>(),
+        )
+        .boxed()
+    }
+
+    #[tokio::test]
+    async fn blobs_are_verified_before_they_appear() {
+        let (_dir, stores) = stores();
+        for blobs in stores {
+            let good = Digest::of(b"hello world");
+            let n = blobs
+                .put_blob(&good, Some(11), body(&[b"hello ", b"world"]))
+                .await
+                .unwrap();
+            assert_eq!(n, 11);
+            assert_eq!(blobs.blob_size(&good).await.unwrap(), Some(11));
+
+            let other = Digest::of(b"something else");
+            let e = blobs
+                .put_blob(&other, None, body(&[b"hello ", b"there"]))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, ImageError::DigestMismatch { .. }), "{e}");
+            assert!(!blobs.has_blob(&other).await.unwrap());
+
+            let e = blobs
+                .put_blob(&other, Some(3), body(&[b"four"]))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, ImageError::SizeMismatch { .. }), "{e}");
+            assert!(!blobs.has_blob(&other).await.unwrap());
+
+            let e = blobs
+                .put_bytes(Some(&other), Bytes::from_static(b"x"))
+                .await
+                .unwrap_err();
+            assert!(matches!(e, ImageError::DigestMismatch { .. }), "{e}");
+            let d = blobs
+                .put_bytes(None, Bytes::from_static(b"x"))
+                .await
+                .unwrap();
+            assert_eq!(
+                blobs.read_blob(&d, 10).await.unwrap(),
+                Bytes::from_static(b"x")
+            );
+            assert!(blobs.read_blob(&good, 5).await.is_err());
+
+            let listed: Vec<(Digest, u64)> = blobs.list_blobs().try_collect().await.unwrap();
+            assert_eq!(listed.len(), 2, "{listed:?}");
+            blobs.delete_blob(&d).await.unwrap();
+            blobs.delete_blob(&d).await.unwrap();
+            assert!(!blobs.has_blob(&d).await.unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn files_are_adopted_and_read_back_blocking() {
+        let (dir, stores) = stores();
+        for (i, blobs) in stores.into_iter().enumerate() {
+            let content = vec![i as u8; 3 << 20];
+            let d = Digest::of(&content);
+            let file = dir.path().join(format!("scratch-{i}"));
+            std::fs::write(&file, &content).unwrap();
+            blobs.adopt_file(&file, &d).await.unwrap();
+            assert!(!file.exists());
+            assert_eq!(
+                blobs.blob_size(&d).await.unwrap(),
+                Some(content.len() as u64)
+            );
+
+            let mut r = blobs.open_reader(&d).await.unwrap();
+            let back = tokio::task::spawn_blocking(move || {
+                let mut v = Vec::new();
+                r.read_to_end(&mut v).unwrap();
+                v
+            })
+            .await
+            .unwrap();
+            assert!(back == content, "blob {i} read back differently");
+
+            let missing = Digest::of(b"missing");
+            let e = blobs.open_reader(&missing).await.err().unwrap();
+            assert!(matches!(e, ImageError::NotFound { .. }), "{e}");
+        }
+    }
+}

@@ -20,8 +20,8 @@ pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/u
 /// A manifest or index as fetched or read, with its media type resolved.
 #[derive(Debug)]
 pub enum Document {
-    Manifest(ImageManifest),
-    Index(ImageIndex),
+    Manifest(Box<ImageManifest>),
+    Index(Box<ImageIndex>),
 }
 
 /// Media type of a manifest-like document: the transport's (a registry's
@@ -55,10 +55,10 @@ pub fn media_type_of(declared: Option<&str>, bytes: &[u8]) -> Option<String> {
 pub fn parse_document(what: &str, media_type: &str, bytes: &[u8]) -> Result<Document, ImageError> {
     match media::document_kind(media_type) {
         Some(DocumentKind::Manifest) => serde_json::from_slice::<ImageManifest>(bytes)
-            .map(Document::Manifest)
+            .map(|m| Document::Manifest(Box::new(m)))
             .map_err(|e| ImageError::document(what, e)),
         Some(DocumentKind::Index) => serde_json::from_slice::<ImageIndex>(bytes)
-            .map(Document::Index)
+            .map(|i| Document::Index(Box::new(i)))
             .map_err(|e| ImageError::document(what, e)),
         None => Err(ImageError::UnsupportedMediaType {
             what: what.to_owned(),

@@ -16,7 +16,7 @@ mod documents;
 mod error;
 mod images;
 mod import;
-mod media;
+pub mod media;
 mod platform;
 mod progress;
 mod pull;
@@ -35,7 +35,6 @@ use object_store::local::LocalFileSystem;
 
 pub use blobs::{BlobStore, BlobWriter};
 pub use error::ImageError;
-pub use media::MANIFEST_ACCEPT;
 pub use platform::host_arch;
 pub use pull::auth::{Challenge, parse_challenges};
 pub use pull::naming::{Remote, remote_for};

@@ -167,9 +167,10 @@ fn join(base: &str, target: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn tar_with(
-        entries: &[(&str, Option<&[u8]>, Option<(&str, EntryType)>)],
-    ) -> tempfile::NamedTempFile {
+    /// Name, file content or link (target and kind).
+    type TestEntry<'a> = (&'a str, Option<&'a [u8]>, Option<(&'a str, EntryType)>);
+
+    fn tar_with(entries: &[TestEntry<'_>]) -> tempfile::NamedTempFile {
         let f = tempfile::NamedTempFile::new().unwrap();
         let mut b = tar::Builder::new(f.reopen().unwrap());
         for (name, data, link) in entries {

@@ -187,7 +187,7 @@ async fn fetch_config(
     let bytes = if store.blobs().has_blob(&parts.config).await? {
         store.blobs().read_blob(&parts.config, MAX_CONFIG).await?
     } else {
-        let url = client.remote().url("blobs", &parts.config.to_string());
+        let url = client.remote().url("blobs", parts.config.as_str());
         let (body, _) = client
             .get_bounded(&url, None, &what, MAX_CONFIG.min(parts.config_size))
             .await?;
@@ -212,7 +212,7 @@ async fn fetch_layer(
     let cached = store.blobs().has_blob(&layer.digest).await?;
     if !cached {
         let what = format!("layer {}", layer.digest);
-        let url = client.remote().url("blobs", &layer.digest.to_string());
+        let url = client.remote().url("blobs", layer.digest.as_str());
         let body = client.get_stream(&url, &what).await?;
         crate::verify::store_layer(store.blobs(), layer, diff_id, body, progress).await?;
     }
