@@ -240,9 +240,15 @@ pub(crate) fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<ParsedEntr
                 .link_name_bytes()
                 .map(|t| t.into_owned())
                 .unwrap_or_default();
-            Kind::HardLink {
-                target: parse_link_target(&raw).map_err(refuse)?,
+            let target = parse_link_target(&raw).map_err(refuse)?;
+            // Creating the link first removes what is at its name, and so a target below it.
+            let below = target.components().len() > path.components().len()
+                && target.components().starts_with(path.components());
+            if below {
+                let target = String::from_utf8_lossy(&raw).into_owned();
+                return Err(refuse(Refusal::HardLinkTargetMissing { target }));
             }
+            Kind::HardLink { target }
         }
         T::Fifo => Kind::Fifo,
         T::Char | T::Block if path.is_under_dev() => Kind::DroppedDevice,
@@ -295,11 +301,8 @@ fn parse_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, MetaError>
         .ok()
         .filter(|&id| id != u32::MAX)
         .ok_or_else(|| invalid("gid"))?;
-    let header_mtime = header.mtime().map_err(|_| invalid("mtime"))?;
-    let mut mtime = Mtime {
-        secs: i64::try_from(header_mtime).unwrap_or(i64::MAX),
-        nanos: 0,
-    };
+    let secs = header_mtime(&header.as_old().mtime).ok_or_else(|| invalid("mtime"))?;
+    let mut mtime = Mtime { secs, nanos: 0 };
     let mut xattrs = Vec::new();
 
     if let Some(records) = entry.pax_extensions().map_err(MetaError::Archive)? {
@@ -331,6 +334,29 @@ fn parse_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, MetaError>
         mtime,
         xattrs,
     })
+}
+
+/// Parses a header's 12-byte mtime field: octal text, or GNU base-256 (first
+/// byte 0x80 for positive values, 0xff for negative ones, which GNU tar writes
+/// for times before 1970 and the tar crate does not read as negative).
+fn header_mtime(field: &[u8; 12]) -> Option<i64> {
+    match field[0] {
+        0x80 | 0xff => {
+            let mut value: i128 = if field[0] == 0xff { -1 } else { 0 };
+            for &b in &field[1..] {
+                value = (value << 8) | i128::from(b);
+            }
+            i64::try_from(value).ok()
+        }
+        _ => {
+            let text = std::str::from_utf8(field).ok()?;
+            let digits = text.trim_matches(|c: char| c == ' ' || c == '\0');
+            if digits.is_empty() {
+                return Some(0);
+            }
+            i64::from_str_radix(digits, 8).ok()
+        }
+    }
 }
 
 /// Parses a PAX time: decimal seconds, optionally negative, with an optional fraction.
@@ -440,6 +466,26 @@ mod tests {
             Err(Refusal::HardLinkTargetMissing { target: target("") })
         );
         assert!(parse_link_target(b"./usr/bin/perl").is_ok());
+    }
+
+    #[test]
+    fn parses_header_mtimes() {
+        let octal = |text: &str| {
+            let mut field = [0u8; 12];
+            field[..text.len()].copy_from_slice(text.as_bytes());
+            field
+        };
+        assert_eq!(header_mtime(&octal("14231257000\0")), Some(0o14231257000));
+        assert_eq!(header_mtime(&octal("  1750 \0")), Some(0o1750));
+        assert_eq!(header_mtime(&[0; 12]), Some(0));
+        assert_eq!(header_mtime(&octal("9\0")), None);
+        let mut negative = [0xffu8; 12];
+        negative[8..].copy_from_slice(&(-86_400i32).to_be_bytes());
+        assert_eq!(header_mtime(&negative), Some(-86_400));
+        let mut big = [0u8; 12];
+        big[0] = 0x80;
+        big[4..].copy_from_slice(&(1u64 << 40).to_be_bytes());
+        assert_eq!(header_mtime(&big), Some(1 << 40));
     }
 
     #[test]

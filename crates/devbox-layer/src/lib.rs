@@ -22,3 +22,8 @@ pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
 pub use normalize::{NormalizeStats, normalize};
 pub use pack::{PackError, PackOptions, PackStats, pack_dir};
 pub use unpack::{Refusal, UnpackError, UnpackStats, unpack};
+
+#[cfg(test)]
+mod test_tar;
+#[cfg(test)]
+mod test_tree;

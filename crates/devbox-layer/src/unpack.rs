@@ -5,6 +5,9 @@ mod create;
 mod error;
 mod tree;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;

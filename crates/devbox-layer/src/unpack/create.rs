@@ -249,14 +249,24 @@ pub(super) fn whiteout(
     let existing = tree::stat_at(dir.as_fd(), hidden)
         .map_err(io_err(parsed, "inspect the whited-out entry"))?;
     match existing {
-        None => rustix::fs::mknodat(
-            dir.as_fd(),
-            hidden,
-            FileType::CharacterDevice,
-            Mode::empty(),
-            0,
-        )
-        .map_err(|e| io_err(parsed, "create the whiteout device")(e.into())),
+        None => {
+            rustix::fs::mknodat(
+                dir.as_fd(),
+                hidden,
+                FileType::CharacterDevice,
+                Mode::empty(),
+                0,
+            )
+            .map_err(|e| io_err(parsed, "create the whiteout device")(e.into()))?;
+            // Owner and time come from the entry, so that packing the directory
+            // again gives back the same whiteout entry.
+            let meta = Meta {
+                mode: 0,
+                xattrs: Vec::new(),
+                ..parsed.meta.clone()
+            };
+            apply_meta_at(dir.as_fd(), hidden, &meta, parsed, false)
+        }
         Some(st) if tree::file_type(&st) == FileType::Directory => {
             let sub = tree::open_dir_at(dir.as_fd(), hidden)
                 .map_err(io_err(parsed, "open the directory"))?;
