@@ -143,7 +143,7 @@ impl ImageStore {
     ///
     /// - an OCI image layout in a tar (`oci-layout` + `index.json`); when the
     ///   index names several images, the one whose `ref.name` annotation is
-    ///   the tag, else the one for linux/<host arch>;
+    ///   the tag, else the one for `linux/<host arch>`;
     /// - a `docker save` archive (`manifest.json`); its uncompressed layers
     ///   are compressed with gzip under a new OCI manifest;
     /// - anything else is a plain rootfs tarball (uncompressed, gzip or
@@ -167,10 +167,24 @@ impl ImageStore {
         import::import(self, reference, upload, progress).await
     }
 
-    /// Pulls an image from an OCI distribution registry (see the `pull`
-    /// module for the protocol details). Reports `Resolved`, `Progress` (at
-    /// most every 100 ms per layer), `LayerDone` per layer and `Done`. A
-    /// reference naming only a digest stores the image without a tag.
+    /// Pulls an image from an OCI distribution registry.
+    ///
+    /// The manifest is requested with the OCI manifest and index and the
+    /// Docker schema 2 manifest and list media types; an index resolves to
+    /// `linux/<host arch>`, and that platform's manifest is what gets stored
+    /// and tagged. Access is anonymous until the registry challenges, then
+    /// the Docker token flow (with the credentials sent to the token service
+    /// as Basic auth, when given) or HTTP Basic. A reference without a domain
+    /// is on Docker Hub (`registry-1.docker.io`, single names under
+    /// `library/`); `insecure` means plain HTTP. Layers may be gzip, zstd or
+    /// uncompressed; every blob is verified while it streams (digest, size,
+    /// and the diff ID of each layer), and blobs already stored are not
+    /// fetched again (`LayerDone { cached: true }`). The manifest is stored
+    /// verbatim under its own media type; a reference naming only a digest
+    /// stores the image without a tag.
+    ///
+    /// Events: `Resolved`, `Progress` (at most every 100 ms per layer),
+    /// `LayerDone` per layer, then `Done`. Errors are returned, not reported.
     pub async fn pull(
         &self,
         req: &PullRequest,

@@ -76,7 +76,7 @@ mod tests {
                 }
                 serde_json::json!({
                     "mediaType": crate::media::OCI_MANIFEST,
-                    "digest": format!("sha256:{}", format!("{i:x}").repeat(64).get(..64).unwrap().to_owned()),
+                    "digest": format!("sha256:{}", format!("{:x}", i % 16).repeat(64)),
                     "size": 100 + i,
                     "platform": platform,
                 })

@@ -2,7 +2,7 @@
 //!
 //! The manifest is asked for with every manifest and index media type this
 //! store understands (OCI and Docker schema 2); an index resolves to the
-//! linux/<host arch> image. The config and each layer are fetched unless
+//! `linux/<host arch>` image. The config and each layer are fetched unless
 //! already stored, every blob verified while it streams (digest, size, and
 //! for layers the diff ID of the uncompressed tar). The manifest is stored
 //! verbatim under its own media type once all its blobs are in, and the tag
