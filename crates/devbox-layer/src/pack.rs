@@ -13,6 +13,7 @@ use rustix::io::Errno;
 
 pub use error::PackError;
 
+use crate::entry::MAX_NAME_LEN;
 use crate::tar_writer::{CopyError, EntryHeader, EntryKind, TarWriter};
 use crate::whiteout;
 use crate::xattr::{self, Target};
@@ -91,6 +92,10 @@ pub fn pack_dir<W: Write>(src: &Path, out: W, opts: &PackOptions) -> Result<Pack
         };
         let mut rel = frame.prefix.clone();
         rel.extend_from_slice(&name);
+        // Fail the pack rather than write a layer that unpack would refuse.
+        if rel.len() > MAX_NAME_LEN {
+            return Err(PackError::NameTooLong { entry: lossy(&rel) });
+        }
         if let Some(child) = packer.entry(frame.fd.as_fd(), &name, rel)? {
             stack.push(child);
         }
@@ -377,3 +382,6 @@ fn io_err(rel: &[u8], action: &'static str, source: io::Error) -> PackError {
         source,
     }
 }
+
+#[cfg(test)]
+mod tests;
