@@ -92,10 +92,6 @@ pub fn pack_dir<W: Write>(src: &Path, out: W, opts: &PackOptions) -> Result<Pack
         };
         let mut rel = frame.prefix.clone();
         rel.extend_from_slice(&name);
-        // Fail the pack rather than write a layer that unpack would refuse.
-        if rel.len() > MAX_NAME_LEN {
-            return Err(PackError::NameTooLong { entry: lossy(&rel) });
-        }
         if let Some(child) = packer.entry(frame.fd.as_fd(), &name, rel)? {
             stack.push(child);
         }
@@ -293,6 +289,10 @@ impl<W: Write> Packer<W> {
         size: u64,
         xattrs: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<(), PackError> {
+        // Fail the pack rather than write a layer that unpack would refuse.
+        if name.strip_suffix(b"/").unwrap_or(name).len() > MAX_NAME_LEN {
+            return Err(PackError::NameTooLong { entry: lossy(name) });
+        }
         let header = EntryHeader {
             name,
             kind,

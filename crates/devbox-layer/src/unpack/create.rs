@@ -148,7 +148,7 @@ pub(super) fn dir(tree: &mut Tree, parsed: &ParsedEntry) -> Result<(), UnpackErr
         Some(st) if tree::file_type(&st) == FileType::Directory => {}
         other => {
             if let Some(st) = other {
-                replaces_whiteout = whiteout::is_overlay_whiteout(tree::file_type(&st), st.st_rdev);
+                replaces_whiteout = whiteout::is_overlay_whiteout(st.st_mode, st.st_rdev);
                 clear(tree, parent_fd.as_fd(), name, parsed)?;
             }
             rustix::fs::mkdirat(parent_fd.as_fd(), name, Mode::from_raw_mode(0o700))
@@ -229,7 +229,7 @@ pub(super) fn hard_link(
     if kind == FileType::Directory {
         return Err(parsed.refuse(Refusal::HardLinkToDirectory { target: shown }));
     }
-    if whiteout::is_overlay_whiteout(kind, st.st_rdev) {
+    if whiteout::is_overlay_whiteout(st.st_mode, st.st_rdev) {
         return Err(missing());
     }
 
