@@ -8,6 +8,11 @@ use std::io::Read;
 use crate::unpack::{Refusal, UnpackError};
 use crate::whiteout::{self, TarName};
 
+/// The longest name a layer may hold: Linux's PATH_MAX. Longer names could not
+/// be used inside a devbox anyway, and the bound keeps directory depth, and so
+/// the work per entry, bounded.
+pub(crate) const MAX_NAME_LEN: usize = 4096;
+
 /// A relative path inside a layer, as its non-empty components, none of which
 /// is `.` or `..` or contains `/` or NUL. No components means the layer root.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -33,6 +38,10 @@ impl EntryPath {
                 b".." => return Err(Refusal::ParentComponent),
                 c => components.push(c.to_vec()),
             }
+        }
+        let len = components.iter().map(|c| c.len() + 1).sum::<usize>();
+        if len > MAX_NAME_LEN + 1 {
+            return Err(Refusal::NameTooLong);
         }
         Ok(EntryPath(components))
     }
@@ -438,6 +447,11 @@ mod tests {
         );
         assert_eq!(EntryPath::parse(b"a/.."), Err(Refusal::ParentComponent));
         assert_eq!(EntryPath::parse(b"a\0b"), Err(Refusal::NulByte));
+        // The limit applies to the normalized name.
+        let deep = "a/".repeat(2048) + "b";
+        assert_eq!(EntryPath::parse(deep.as_bytes()), Err(Refusal::NameTooLong));
+        assert!(EntryPath::parse(&deep.as_bytes()[..4096]).is_ok());
+        assert!(EntryPath::parse(format!("./{}/", &deep[..4096]).as_bytes()).is_ok());
     }
 
     #[test]

@@ -213,3 +213,76 @@ impl Seen {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_tar::TarBuilder;
+
+    fn names(tar: &[u8]) -> Vec<(String, Option<String>)> {
+        tar::Archive::new(tar)
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+                let link = e
+                    .link_name_bytes()
+                    .map(|l| String::from_utf8_lossy(&l).into_owned());
+                (name, link)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rewrites_names_to_the_canonical_form() {
+        let input = TarBuilder::new()
+            .dir("./")
+            .dir("./etc")
+            .file("./etc//hostname", b"box\n")
+            .hardlink("./etc/hn", "./etc/hostname")
+            .file("usr/bin/.wh.old", b"")
+            .file("./var/.wh..wh..opq", b"")
+            .build();
+        let mut out = Vec::new();
+        let stats = normalize(&input[..], &mut out).unwrap();
+        assert_eq!(
+            names(&out),
+            [
+                ("etc/".to_owned(), None),
+                ("etc/hostname".to_owned(), None),
+                ("etc/hn".to_owned(), Some("etc/hostname".to_owned())),
+                ("usr/bin/.wh.old".to_owned(), None),
+                ("var/.wh..wh..opq".to_owned(), None),
+            ]
+        );
+        assert_eq!(
+            stats,
+            NormalizeStats {
+                entries: 5,
+                bytes: 4,
+                whiteouts: 2,
+                dropped_devices: 0
+            }
+        );
+    }
+
+    #[test]
+    fn tracks_replaced_directories_like_unpack() {
+        // "d" becomes a file, so "d/f" is gone and a link to it is refused.
+        let input = TarBuilder::new()
+            .file("d/f", b"")
+            .file("d", b"")
+            .hardlink("h", "d/f")
+            .build();
+        match normalize(&input[..], Vec::new()) {
+            Err(UnpackError::Refused {
+                entry,
+                reason: Refusal::HardLinkTargetMissing { target },
+            }) => {
+                assert_eq!((entry.as_str(), target.as_str()), ("h", "d/f"));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+}

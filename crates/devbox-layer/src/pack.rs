@@ -13,6 +13,7 @@ use rustix::io::Errno;
 
 pub use error::PackError;
 
+use crate::entry::MAX_NAME_LEN;
 use crate::tar_writer::{CopyError, EntryHeader, EntryKind, TarWriter};
 use crate::whiteout;
 use crate::xattr::{self, Target};
@@ -288,6 +289,10 @@ impl<W: Write> Packer<W> {
         size: u64,
         xattrs: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<(), PackError> {
+        // Fail the pack rather than write a layer that unpack would refuse.
+        if name.strip_suffix(b"/").unwrap_or(name).len() > MAX_NAME_LEN {
+            return Err(PackError::NameTooLong { entry: lossy(name) });
+        }
         let header = EntryHeader {
             name,
             kind,
@@ -377,3 +382,6 @@ fn io_err(rel: &[u8], action: &'static str, source: io::Error) -> PackError {
         source,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -59,15 +59,16 @@ pub fn is_overlay_private_xattr(name: &[u8]) -> bool {
     name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
 }
 
-/// Whether a file of this type and device number is an overlayfs whiteout.
-pub fn is_overlay_whiteout(file_type: rustix::fs::FileType, rdev: u64) -> bool {
-    file_type == rustix::fs::FileType::CharacterDevice && rdev == 0
+/// Whether a file with this `st_mode` and `st_rdev` is an overlayfs whiteout:
+/// a character device numbered 0/0.
+pub fn is_overlay_whiteout(st_mode: u32, st_rdev: u64) -> bool {
+    rustix::fs::FileType::from_raw_mode(st_mode) == rustix::fs::FileType::CharacterDevice
+        && st_rdev == 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustix::fs::FileType;
 
     #[test]
     fn classifies_tar_names() {
@@ -96,8 +97,8 @@ mod tests {
         assert!(is_overlay_private_xattr(b"user.overlay.redirect"));
         assert!(!is_overlay_private_xattr(b"user.overlayish"));
         assert!(!is_overlay_private_xattr(b"security.capability"));
-        assert!(is_overlay_whiteout(FileType::CharacterDevice, 0));
-        assert!(!is_overlay_whiteout(FileType::CharacterDevice, 0x103));
-        assert!(!is_overlay_whiteout(FileType::RegularFile, 0));
+        assert!(is_overlay_whiteout(0o020000, 0));
+        assert!(!is_overlay_whiteout(0o020644, 0x103));
+        assert!(!is_overlay_whiteout(0o100644, 0));
     }
 }

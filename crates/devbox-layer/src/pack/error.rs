@@ -18,6 +18,8 @@ pub enum PackError {
          the upperdir must be mounted with metacopy=off and redirect_dir=off"
     )]
     NotSelfContained { entry: String, xattr: String },
+    #[error("packing {entry:?}: the path is longer than 4096 bytes, which no layer may hold")]
+    NameTooLong { entry: String },
     #[error("writing the layer tar: {source}")]
     Write { source: io::Error },
 }

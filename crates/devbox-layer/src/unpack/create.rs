@@ -18,12 +18,16 @@ use crate::xattr::{self, Target};
 
 const WRITE_CHUNK: usize = 128 * 1024;
 
-fn io_err(parsed: &ParsedEntry, action: &'static str) -> impl FnOnce(io::Error) -> UnpackError {
+/// Maps an OS error (std's or rustix's) while doing `action` for this entry.
+fn io_err<E: Into<io::Error>>(
+    parsed: &ParsedEntry,
+    action: &'static str,
+) -> impl FnOnce(E) -> UnpackError {
     let entry = parsed.name.clone();
     move |source| UnpackError::Io {
         entry,
         action,
-        source,
+        source: source.into(),
     }
 }
 
@@ -74,9 +78,9 @@ pub(super) fn file<R: Read>(
     clear(tree, dir.as_fd(), name, parsed)?;
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(dir.as_fd(), name, flags, Mode::from_raw_mode(0o600))
-        .map_err(|e| io_err(parsed, "create the file")(e.into()))?;
+        .map_err(io_err(parsed, "create the file"))?;
     let mut file = File::from(fd);
-    let written = write_sparse(&mut file, data, parsed)?;
+    let written = write_sparse(&mut file, data, size, parsed)?;
     if written != size {
         let source = io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -93,9 +97,14 @@ pub(super) fn file<R: Read>(
 fn write_sparse<R: Read>(
     file: &mut File,
     data: &mut R,
+    size: u64,
     parsed: &ParsedEntry,
 ) -> Result<u64, UnpackError> {
-    let mut buf = vec![0u8; WRITE_CHUNK];
+    // Small files get small buffers: layers hold many of them.
+    let len = usize::try_from(size)
+        .unwrap_or(WRITE_CHUNK)
+        .clamp(1, WRITE_CHUNK);
+    let mut buf = vec![0u8; len];
     let mut total = 0u64;
     let mut trailing_hole = false;
     loop {
@@ -139,11 +148,11 @@ pub(super) fn dir(tree: &mut Tree, parsed: &ParsedEntry) -> Result<(), UnpackErr
         Some(st) if tree::file_type(&st) == FileType::Directory => {}
         other => {
             if let Some(st) = other {
-                replaces_whiteout = whiteout::is_overlay_whiteout(tree::file_type(&st), st.st_rdev);
+                replaces_whiteout = whiteout::is_overlay_whiteout(st.st_mode, st.st_rdev);
                 clear(tree, parent_fd.as_fd(), name, parsed)?;
             }
             rustix::fs::mkdirat(parent_fd.as_fd(), name, Mode::from_raw_mode(0o700))
-                .map_err(|e| io_err(parsed, "create the directory")(e.into()))?;
+                .map_err(io_err(parsed, "create the directory"))?;
         }
     }
     let fd =
@@ -164,7 +173,7 @@ pub(super) fn symlink(
     let name = file_name(parsed);
     clear(tree, dir.as_fd(), name, parsed)?;
     rustix::fs::symlinkat(target, dir.as_fd(), name)
-        .map_err(|e| io_err(parsed, "create the symlink")(e.into()))?;
+        .map_err(io_err(parsed, "create the symlink"))?;
     apply_meta_at(dir.as_fd(), name, &parsed.meta, parsed, false)
 }
 
@@ -179,7 +188,7 @@ pub(super) fn fifo(tree: &mut Tree, parsed: &ParsedEntry) -> Result<(), UnpackEr
         Mode::from_raw_mode(0o600),
         0,
     )
-    .map_err(|e| io_err(parsed, "create the fifo")(e.into()))?;
+    .map_err(io_err(parsed, "create the fifo"))?;
     apply_meta_at(dir.as_fd(), name, &parsed.meta, parsed, true)
 }
 
@@ -220,7 +229,7 @@ pub(super) fn hard_link(
     if kind == FileType::Directory {
         return Err(parsed.refuse(Refusal::HardLinkToDirectory { target: shown }));
     }
-    if whiteout::is_overlay_whiteout(kind, st.st_rdev) {
+    if whiteout::is_overlay_whiteout(st.st_mode, st.st_rdev) {
         return Err(missing());
     }
 
@@ -234,7 +243,7 @@ pub(super) fn hard_link(
         name,
         AtFlags::empty(),
     )
-    .map_err(|e| io_err(parsed, "create the hard link")(e.into()))
+    .map_err(io_err(parsed, "create the hard link"))
 }
 
 /// Applies `.wh.<hidden>`: a whiteout device where nothing of this layer is;
@@ -257,7 +266,7 @@ pub(super) fn whiteout(
                 Mode::empty(),
                 0,
             )
-            .map_err(|e| io_err(parsed, "create the whiteout device")(e.into()))?;
+            .map_err(io_err(parsed, "create the whiteout device"))?;
             // Owner and time come from the entry, so that packing the directory
             // again gives back the same whiteout entry.
             let meta = Meta {
@@ -329,9 +338,9 @@ fn apply_meta_fd(
     times: bool,
 ) -> Result<(), UnpackError> {
     let (uid, gid) = owner(meta);
-    rustix::fs::fchown(fd, uid, gid).map_err(|e| io_err(parsed, "set the owner")(e.into()))?;
+    rustix::fs::fchown(fd, uid, gid).map_err(io_err(parsed, "set the owner"))?;
     rustix::fs::fchmod(fd, Mode::from_raw_mode(meta.mode))
-        .map_err(|e| io_err(parsed, "set the mode")(e.into()))?;
+        .map_err(io_err(parsed, "set the mode"))?;
     for (name, value) in &meta.xattrs {
         xattr::set(Target::Fd(fd), name, value).map_err(io_err(parsed, "set an xattr"))?;
     }
@@ -352,12 +361,12 @@ fn apply_meta_at(
 ) -> Result<(), UnpackError> {
     let (uid, gid) = owner(meta);
     rustix::fs::chownat(dir, name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)
-        .map_err(|e| io_err(parsed, "set the owner")(e.into()))?;
+        .map_err(io_err(parsed, "set the owner"))?;
     if chmod {
         // Safe to follow: the entry was just created by us as a fifo, in a
         // directory nothing else writes to during the unpack.
         rustix::fs::chmodat(dir, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())
-            .map_err(|e| io_err(parsed, "set the mode")(e.into()))?;
+            .map_err(io_err(parsed, "set the mode"))?;
     }
     for (xname, value) in &meta.xattrs {
         xattr::set(Target::At(dir, name), xname, value).map_err(io_err(parsed, "set an xattr"))?;
@@ -368,5 +377,5 @@ fn apply_meta_at(
         &timestamps(meta.mtime),
         AtFlags::SYMLINK_NOFOLLOW,
     )
-    .map_err(|e| io_err(parsed, "set the mtime")(e.into()))
+    .map_err(io_err(parsed, "set the mtime"))
 }

@@ -29,6 +29,8 @@ pub enum UnpackError {
 pub enum Refusal {
     #[error("empty name")]
     EmptyName,
+    #[error("name longer than 4096 bytes")]
+    NameTooLong,
     #[error("name contains a NUL byte")]
     NulByte,
     #[error("absolute path")]

@@ -81,7 +81,7 @@ impl Tree {
                 Some(st) if file_type(&st) == FileType::Symlink => {
                     return Ok(Lookup::Symlink(shown()));
                 }
-                Some(st) if create && whiteout::is_overlay_whiteout(file_type(&st), st.st_rdev) => {
+                Some(st) if create && whiteout::is_overlay_whiteout(st.st_mode, st.st_rdev) => {
                     rustix::fs::unlinkat(current.as_fd(), name.as_slice(), AtFlags::empty())?;
                     make_dir(current.as_fd(), name)?;
                     let made = open_dir_at(current.as_fd(), name)?;

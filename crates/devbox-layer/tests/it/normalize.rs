@@ -64,8 +64,12 @@ fn gnu_format_tarball_with_long_names_unpacks_to_the_same_tree() {
     require_root();
     let tmp = tempfile::tempdir().unwrap();
     let src = rich_tree(tmp.path());
-    // GNU format: ././@LongLink records for long names, "./" prefixes, no xattrs.
-    let input = gnu_tar(&src, &["--format=gnu", "--numeric-owner"]);
+    // GNU format: ././@LongLink records for long names, "./" prefixes, GNU
+    // sparse entries, base-256 numbers, no xattrs.
+    let input = gnu_tar(&src, &["--format=gnu", "--numeric-owner", "--sparse"]);
+    let listed = crate::support::list_tar(&input);
+    let sparse = listed.iter().find(|e| e.0 == "./sparse.img").unwrap();
+    assert_eq!(sparse.1, tar::EntryType::GNUSparse);
     let mut out = Vec::new();
     normalize(&input[..], &mut out).unwrap();
 
