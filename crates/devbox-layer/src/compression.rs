@@ -175,26 +175,72 @@ pub fn write_layer<R: Read, W: Write>(
 }
 
 /// Copies `r` to `w`, telling read errors (the tar source) from write errors (the blob).
+///
+/// The compressor sees the input in whole buffers whatever sizes the reader
+/// returns: deflate's output depends on where its input is split, and a blob
+/// digest must depend on the content alone.
 fn copy<R: Read, W: Write>(r: &mut R, w: &mut W, c: Compression) -> Result<(), CompressionError> {
     let mut buf = vec![0u8; COPY_BUFFER];
     loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => return Err(CompressionError::Read { source }),
-        };
-        w.write_all(&buf[..n])
+        let mut filled = 0;
+        while filled < buf.len() {
+            match r.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(CompressionError::Read { source }),
+            }
+        }
+        if filled == 0 {
+            return Ok(());
+        }
+        w.write_all(&buf[..filled])
             .map_err(|source| CompressionError::Write {
                 compression: c,
                 source,
             })?;
+        if filled < buf.len() {
+            return Ok(());
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Returns at most `step` bytes per read, like a pipe would.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn blob_digests_do_not_depend_on_how_the_input_is_read() {
+        let data: Vec<u8> = (0..3 * COPY_BUFFER + 17)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        for c in [Compression::Gzip, Compression::Zstd] {
+            let whole = write_layer(&data[..], Vec::new(), c).unwrap();
+            for step in [1usize, 4093, 65536] {
+                let trickled = write_layer(Trickle { data: &data, step }, Vec::new(), c).unwrap();
+                assert_eq!(
+                    trickled.digest, whole.digest,
+                    "{c} with reads of {step} bytes"
+                );
+                assert_eq!(trickled.diff_id, whole.diff_id);
+            }
+        }
+    }
 
     #[test]
     fn media_types_map_to_compression() {

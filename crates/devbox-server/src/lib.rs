@@ -84,7 +84,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         root: data.join("runtime"),
         runc,
         subnet: subnet.clone(),
-        bridge: config.bridge.clone().unwrap_or_else(|| devbox_runtime::DEFAULT_BRIDGE.to_owned()),
+        bridge: config
+            .bridge
+            .clone()
+            .unwrap_or_else(|| devbox_runtime::DEFAULT_BRIDGE.to_owned()),
     })
     .await
     .context("cannot start the devbox runtime")?;
