@@ -135,10 +135,10 @@ pub async fn follow(
             }
         }
     }
-    if let Some(line) = splitter.finish() {
-        if let Some(done) = handle_line(&line, bars, echo)? {
-            return Ok(done);
-        }
+    if let Some(line) = splitter.finish()
+        && let Some(done) = handle_line(&line, bars, echo)?
+    {
+        return Ok(done);
     }
     anyhow::bail!("the server ended the progress stream before the image was stored")
 }

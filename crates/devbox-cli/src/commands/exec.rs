@@ -16,7 +16,7 @@ use reqwest::header::{
     CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -81,6 +81,9 @@ async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<i32> {
         rows: size.map(|s| s.0),
         cols: size.map(|s| s.1),
     };
+    // Handlers go in before the command starts, so a signal that arrives
+    // once it runs is forwarded instead of killing this process.
+    let mut signals = Signals::new(args.tty)?;
     send_control(&mut ws, &start).await?;
     // Raw mode only when keys are forwarded from a real terminal; the guard
     // restores it when this function returns, errors or unwinds.
@@ -89,7 +92,31 @@ async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<i32> {
     } else {
         None
     };
-    session(&mut ws, &args).await
+    session(&mut ws, &args, &mut signals).await
+}
+
+/// The local signals that are forwarded: interrupt, terminate and hang-up
+/// as signals, window changes (with a terminal) as resizes.
+struct Signals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+    winch: Option<Signal>,
+}
+
+impl Signals {
+    fn new(tty: bool) -> std::io::Result<Self> {
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+            winch: if tty {
+                Some(signal(SignalKind::window_change())?)
+            } else {
+                None
+            },
+        })
+    }
 }
 
 /// Opens the WebSocket through the HTTP client, so the token, TLS settings
@@ -137,16 +164,8 @@ async fn send_control(ws: &mut Socket, msg: &ExecClientMsg) -> anyhow::Result<()
 }
 
 /// Pumps data both ways until the server closes; returns the exit code.
-async fn session(ws: &mut Socket, args: &ExecArgs) -> anyhow::Result<i32> {
+async fn session(ws: &mut Socket, args: &ExecArgs, signals: &mut Signals) -> anyhow::Result<i32> {
     let mut stdin = args.interactive.then(read_stdin);
-    let mut winch = if args.tty {
-        Some(signal(SignalKind::window_change())?)
-    } else {
-        None
-    };
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
     let mut out = tokio::io::stdout();
     let mut err = tokio::io::stderr();
     let mut exit: Option<i32> = None;
@@ -195,14 +214,14 @@ async fn session(ws: &mut Socket, args: &ExecArgs) -> anyhow::Result<i32> {
                     send_control(ws, &ExecClientMsg::Eof).await?;
                 }
             },
-            Some(()) = recv_signal(&mut winch), if winch.is_some() => {
+            Some(()) = recv_signal(&mut signals.winch), if signals.winch.is_some() => {
                 if let Some((rows, cols)) = local_size() {
                     send_control(ws, &ExecClientMsg::Resize { rows, cols }).await?;
                 }
             }
-            Some(()) = sigint.recv() => forward(ws, "INT").await?,
-            Some(()) = sigterm.recv() => forward(ws, "TERM").await?,
-            Some(()) = sighup.recv() => forward(ws, "HUP").await?,
+            Some(()) = signals.int.recv() => forward(ws, "INT").await?,
+            Some(()) = signals.term.recv() => forward(ws, "TERM").await?,
+            Some(()) = signals.hup.recv() => forward(ws, "HUP").await?,
             () = grace => break,
         }
     }
@@ -268,7 +287,7 @@ async fn recv(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
     }
 }
 
-async fn recv_signal(sig: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+async fn recv_signal(sig: &mut Option<Signal>) -> Option<()> {
     match sig {
         Some(s) => s.recv().await,
         None => std::future::pending().await,

@@ -100,12 +100,12 @@ pub async fn run(client: &Client, args: ImportArgs) -> anyhow::Result<i32> {
         (Err(e), Some(archiver)) => {
             // A failed archive breaks the upload on purpose (so the server
             // never stores a truncated image); its own error is the cause.
-            if let Ok(Err(cause)) = archiver.await {
-                if cause.kind() != io::ErrorKind::BrokenPipe {
-                    bar.abandon();
-                    return Err(anyhow::Error::new(cause)
-                        .context(format!("cannot archive {}", args.path.display())));
-                }
+            if let Ok(Err(cause)) = archiver.await
+                && cause.kind() != io::ErrorKind::BrokenPipe
+            {
+                bar.abandon();
+                return Err(anyhow::Error::new(cause)
+                    .context(format!("cannot archive {}", args.path.display())));
             }
             Err(e)
         }

@@ -32,6 +32,9 @@ pub async fn run(client: &Client, args: LogsArgs) -> anyhow::Result<i32> {
             q.append_pair("tail", &n.to_string());
         }
     }
+    if url.query() == Some("") {
+        url.set_query(None);
+    }
     let resp = client.send(client.request(Method::GET, url)).await?;
     let mut body = resp.bytes_stream();
     let mut stdout = tokio::io::stdout();

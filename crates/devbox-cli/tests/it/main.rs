@@ -1,1 +1,10 @@
-//! placeholder
+//! Runs the compiled `devbox` binary against a fake API server to check the
+//! wire format, the output and the exit codes. The same runner works against
+//! a real server: point it at any URL with a token.
+
+mod cli;
+mod devboxes;
+mod errors;
+mod exec;
+mod fake;
+mod images;
