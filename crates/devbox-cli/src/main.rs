@@ -42,10 +42,23 @@ Environment:
 #[command(name = "devbox", version, after_long_help = EXIT_CODES)]
 struct Cli {
     /// URL of the devbox server.
-    #[arg(long, global = true, env = "DEVBOX_URL", default_value = DEFAULT_URL)]
+    #[arg(
+        long,
+        global = true,
+        env = "DEVBOX_URL",
+        hide_env_values = true,
+        default_value = DEFAULT_URL,
+        display_order = 900
+    )]
     url: String,
     /// API token; without one the admin token of a local server is used.
-    #[arg(long, global = true, env = "DEVBOX_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "DEVBOX_TOKEN",
+        hide_env_values = true,
+        display_order = 901
+    )]
     token: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -259,6 +272,12 @@ mod tests {
         assert_eq!(a.cmd, ["sh", "-c", "exit 3"]);
         assert!(!a.interactive && !a.tty);
         assert!(parse(&["exec", "web"]).is_err());
+        let cli = parse(&["exec", "web", "-i", "--", "cat", "-n"]).unwrap();
+        let Command::Exec(a) = cli.command else {
+            panic!("not exec")
+        };
+        assert!(a.interactive);
+        assert_eq!(a.cmd, ["cat", "-n"]);
     }
 
     #[test]

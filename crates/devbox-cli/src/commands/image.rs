@@ -15,9 +15,12 @@ use crate::progress::{self, LayerBars};
 
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
-    /// Import an image from a tar file (OCI layout, docker save or a root
-    /// filesystem; gzip or zstd compressed or not), an OCI layout directory
-    /// or a root filesystem directory.
+    /// Import an image from a tar file or a directory.
+    ///
+    /// PATH is a tar file (an OCI layout, a `docker save` archive or a root
+    /// filesystem; plain, gzip or zstd), sent as it is; an OCI layout
+    /// directory (one holding `oci-layout`), archived as it is; or any other
+    /// directory, archived as the root filesystem of a one-layer image.
     Import(ImportArgs),
     /// Pull an image from a registry.
     Pull(PullArgs),
