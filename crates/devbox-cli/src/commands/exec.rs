@@ -180,6 +180,9 @@ async fn session(ws: &mut Socket, args: &ExecArgs, signals: &mut Signals) -> any
             msg = ws.next() => {
                 let msg = match msg {
                     None => break,
+                    // Once the exit code is in, a connection dropped without
+                    // a closing handshake loses nothing.
+                    Some(Err(_)) if exit.is_some() => break,
                     Some(m) => m.context("the connection to the server was lost")?,
                 };
                 match msg {
