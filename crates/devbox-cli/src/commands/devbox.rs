@@ -1,0 +1,206 @@
+//! `create`, `start`, `stop`, `restart`, `rm`, `ls` and `show`.
+
+use chrono::Utc;
+use clap::Args;
+use devbox_model::api::{CreateDevbox, Devbox};
+use devbox_model::{ByteSize, DevboxName, EnvVar, ImageRef, Resources};
+
+use crate::client::Client;
+use crate::output;
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Name of the devbox: lowercase letters, digits and '-', starting with a letter.
+    pub name: DevboxName,
+    /// Image to create it from, e.g. busybox:1 or localhost:5000/tools/base:2.
+    #[arg(long)]
+    pub image: ImageRef,
+    /// CPU cores (fractions allowed); default 1.
+    #[arg(long, value_parser = parse_cpus)]
+    pub cpus: Option<f64>,
+    /// Memory limit, e.g. 512MiB or 2GiB; default 1GiB.
+    #[arg(long, value_parser = parse_memory)]
+    pub memory: Option<ByteSize>,
+    /// Maximum number of processes; default 4096.
+    #[arg(long, value_parser = parse_pids)]
+    pub pids: Option<u32>,
+    /// Environment variable KEY=VALUE for the startup command and every exec (repeatable).
+    #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
+    pub env: Vec<EnvVar>,
+    /// Command run by `/bin/sh -c` at every start; its output goes to `devbox logs`.
+    #[arg(long)]
+    pub cmd: Option<String>,
+    /// Print the API's JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// Name of the devbox.
+    pub name: DevboxName,
+    /// Print the API's JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Name of the devbox.
+    pub name: DevboxName,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Print the API's JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_cpus(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= Resources::MIN_CPUS => Ok(n),
+        _ => Err(format!(
+            "cpus must be a number of cores of at least {}, got {s:?}",
+            Resources::MIN_CPUS
+        )),
+    }
+}
+
+fn parse_memory(s: &str) -> Result<ByteSize, String> {
+    let size: ByteSize = s.parse().map_err(|e| format!("{e}"))?;
+    if size < Resources::MIN_MEMORY {
+        return Err(format!(
+            "memory must be at least {}, got {size}",
+            Resources::MIN_MEMORY
+        ));
+    }
+    Ok(size)
+}
+
+fn parse_pids(s: &str) -> Result<u32, String> {
+    let range = Resources::MIN_PIDS..=Resources::MAX_PIDS;
+    match s.trim().parse::<u32>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "pids must be a whole number between {} and {}, got {s:?}",
+            range.start(),
+            range.end()
+        )),
+    }
+}
+
+/// The request body of `create`.
+pub fn create_request(args: &CreateArgs) -> CreateDevbox {
+    CreateDevbox {
+        name: args.name.clone(),
+        image: args.image.clone(),
+        cpus: args.cpus,
+        memory: args.memory.map(|m| m.0),
+        pids: args.pids,
+        env: args.env.clone(),
+        command: args
+            .cmd
+            .as_ref()
+            .map(|c| vec!["/bin/sh".to_owned(), "-c".to_owned(), c.clone()]),
+    }
+}
+
+pub async fn create(client: &Client, args: CreateArgs) -> anyhow::Result<i32> {
+    let body = create_request(&args);
+    let d = client
+        .post_json::<Devbox>(client.api_url(&["devboxes"]), &body)
+        .await?;
+    print_devbox(&d.value, &d.raw, args.json)
+}
+
+/// `start`, `stop` and `restart`: the API answers when the operation is done.
+pub async fn lifecycle(client: &Client, op: &str, args: NameArgs) -> anyhow::Result<i32> {
+    let url = client.api_url(&["devboxes", args.name.as_str(), op]);
+    let d = client.post_empty::<Devbox>(url).await?;
+    if args.json {
+        output::print_raw(&d.raw)?;
+    } else {
+        output::print(&format!("{}: {}\n", d.value.name, d.value.state))?;
+    }
+    Ok(0)
+}
+
+pub async fn rm(client: &Client, args: RmArgs) -> anyhow::Result<i32> {
+    client
+        .delete(client.api_url(&["devboxes", args.name.as_str()]))
+        .await?;
+    Ok(0)
+}
+
+pub async fn ls(client: &Client, args: LsArgs) -> anyhow::Result<i32> {
+    let list = client
+        .get_json::<Vec<Devbox>>(client.api_url(&["devboxes"]))
+        .await?;
+    if args.json {
+        output::print_raw(&list.raw)?;
+    } else {
+        output::print(&output::devbox_table(&list.value, Utc::now()))?;
+    }
+    Ok(0)
+}
+
+pub async fn show(client: &Client, args: NameArgs) -> anyhow::Result<i32> {
+    let d = client
+        .get_json::<Devbox>(client.api_url(&["devboxes", args.name.as_str()]))
+        .await?;
+    print_devbox(&d.value, &d.raw, args.json)
+}
+
+fn print_devbox(d: &Devbox, raw: &[u8], json: bool) -> anyhow::Result<i32> {
+    if json {
+        output::print_raw(raw)?;
+    } else {
+        output::print(&output::devbox_detail(d, Utc::now()))?;
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_startup_command_runs_through_a_shell() {
+        let args = CreateArgs {
+            name: "web".parse().unwrap(),
+            image: "busybox".parse().unwrap(),
+            cpus: None,
+            memory: Some(ByteSize::mib(512)),
+            pids: None,
+            env: vec!["A=1".parse().unwrap()],
+            cmd: Some("while true; do date; sleep 1; done".into()),
+            json: false,
+        };
+        let body = serde_json::to_value(create_request(&args)).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "name": "web",
+                "image": "busybox:latest",
+                "cpus": null,
+                "memory": 536870912u64,
+                "pids": null,
+                "env": ["A=1"],
+                "command": ["/bin/sh", "-c", "while true; do date; sleep 1; done"],
+            })
+        );
+    }
+
+    #[test]
+    fn resource_flags_are_checked_against_the_fixed_bounds() {
+        assert_eq!(parse_cpus("2"), Ok(2.0));
+        assert!(parse_cpus("0.001").is_err());
+        assert!(parse_cpus("inf").is_err());
+        assert_eq!(parse_memory("1GiB"), Ok(ByteSize::gib(1)));
+        assert!(parse_memory("1MiB").unwrap_err().contains("at least 16MiB"));
+        assert_eq!(parse_pids("16"), Ok(16));
+        assert!(parse_pids("15").is_err());
+        assert!(parse_pids("-3").is_err());
+    }
+}

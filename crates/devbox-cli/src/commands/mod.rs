@@ -1,0 +1,9 @@
+//! One module per group of commands; each owns its arguments and turns them
+//! into API requests.
+
+pub mod devbox;
+pub mod exec;
+pub mod image;
+pub mod import;
+pub mod logs;
+pub mod server;
