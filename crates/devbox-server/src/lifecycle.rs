@@ -49,10 +49,10 @@ pub async fn create(state: AppState, req: CreateDevbox) -> ApiResult<Devbox> {
         pids: req.pids.unwrap_or(defaults.pids),
     };
     resources.validate(&state.limits)?;
-    if let Some(cmd) = &req.command {
-        if cmd.is_empty() || cmd[0].is_empty() {
-            return Err(ApiError::invalid("command must not be empty"));
-        }
+    if let Some(cmd) = &req.command
+        && (cmd.is_empty() || cmd[0].is_empty())
+    {
+        return Err(ApiError::invalid("command must not be empty"));
     }
     let image = state.images.resolve(&req.image).await.map_err(|e| {
         let api = ApiError::from(e);

@@ -80,8 +80,17 @@ pub(crate) async fn pull(
         diff_ids.len(),
     )?;
 
-    futures::stream::iter(parts.layers.iter().zip(&diff_ids))
+    // The futures are built up front (they do nothing until polled): a
+    // closure inside the stream would make this future's Send-ness depend on
+    // higher-ranked lifetimes the compiler cannot prove, and the server must
+    // run pulls on spawned tasks.
+    let fetches: Vec<_> = parts
+        .layers
+        .iter()
+        .zip(&diff_ids)
         .map(|(layer, diff_id)| fetch_layer(store, &client, layer, diff_id, progress))
+        .collect();
+    futures::stream::iter(fetches)
         .buffer_unordered(CONCURRENT_LAYERS)
         .try_collect::<Vec<()>>()
         .await?;

@@ -231,10 +231,10 @@ async fn session(
             }
             incoming = rx.next(), if !client_gone => match incoming {
                 Some(Ok(Message::Binary(b))) if b.first() == Some(&stream::STDIN) => {
-                    if let Some(w) = stdin.as_mut() {
-                        if w.write_all(&b[1..]).await.is_err() {
-                            stdin = None;
-                        }
+                    if let Some(w) = stdin.as_mut()
+                        && w.write_all(&b[1..]).await.is_err()
+                    {
+                        stdin = None;
                     }
                 }
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<ExecClientMsg>(&t) {

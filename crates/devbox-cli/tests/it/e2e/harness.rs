@@ -12,19 +12,32 @@ static NEXT_NET: AtomicU32 = AtomicU32::new(1);
 
 /// Fails the test with a one-line fix when the machine cannot run devboxes.
 pub fn require_privileges() {
-    assert!(rustix::process::geteuid().is_root(), "end-to-end tests run devboxes and need root");
-    for (tool, package) in [("runc", "runc"), ("iptables", "iptables"), ("ip", "iproute2")] {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "end-to-end tests run devboxes and need root"
+    );
+    for (tool, package) in [
+        ("runc", "runc"),
+        ("iptables", "iptables"),
+        ("ip", "iproute2"),
+    ] {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
             .unwrap_or(false);
-        assert!(found, "{tool} not found: install it with `apt-get install {package}`");
+        assert!(
+            found,
+            "{tool} not found: install it with `apt-get install {package}`"
+        );
     }
 }
 
 /// Writes a busybox rootfs (from Debian's busybox-static) with an os-release and a passwd.
 pub fn busybox_rootfs(root: &Path) {
     let busybox = Path::new("/bin/busybox");
-    assert!(busybox.is_file(), "/bin/busybox not found: install it with `apt-get install busybox-static`");
+    assert!(
+        busybox.is_file(),
+        "/bin/busybox not found: install it with `apt-get install busybox-static`"
+    );
     for d in ["bin", "etc", "root", "tmp", "home", "var"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
@@ -35,8 +48,16 @@ pub fn busybox_rootfs(root: &Path) {
             let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
         }
     }
-    std::fs::write(root.join("etc/os-release"), "NAME=\"Devbox test\"\nID=devbox-test\n").unwrap();
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
+    std::fs::write(
+        root.join("etc/os-release"),
+        "NAME=\"Devbox test\"\nID=devbox-test\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .unwrap();
     std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
 }
 
@@ -53,7 +74,11 @@ pub struct Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Server {
@@ -63,7 +88,10 @@ impl Server {
         let listen = format!("127.0.0.1:{}", free_port());
         let mut s = Server {
             child: None,
-            data: tempfile::Builder::new().prefix("devbox-e2e-").tempdir_in("/var/tmp").unwrap(),
+            data: tempfile::Builder::new()
+                .prefix("devbox-e2e-")
+                .tempdir_in("/var/tmp")
+                .unwrap(),
             url: format!("http://{listen}"),
             listen,
             subnet: format!("10.79.{n}.0/24"),
@@ -80,11 +108,22 @@ impl Server {
 
     /// Starts the server process on the same data directory and waits until it answers.
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_devbox"))
             .args(["server", "--data-dir"])
             .arg(self.data.path())
-            .args(["--listen", &self.listen, "--subnet", &self.subnet, "--bridge", &self.bridge])
+            .args([
+                "--listen",
+                &self.listen,
+                "--subnet",
+                &self.subnet,
+                "--bridge",
+                &self.bridge,
+            ])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -100,7 +139,11 @@ impl Server {
             if std::net::TcpStream::connect(&self.listen).is_ok() {
                 return;
             }
-            assert!(Instant::now() < deadline, "devbox server did not listen in 60 s:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "devbox server did not listen in 60 s:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -118,7 +161,10 @@ impl Server {
     }
 
     pub fn token(&self) -> String {
-        std::fs::read_to_string(self.data.path().join("admin-token")).unwrap().trim().to_owned()
+        std::fs::read_to_string(self.data.path().join("admin-token"))
+            .unwrap()
+            .trim()
+            .to_owned()
     }
 
     /// Runs the CLI against this server.
@@ -162,21 +208,34 @@ impl Server {
     /// Runs the CLI with `--json` output and parses it.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.ok(args);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("devbox {}: not JSON ({e}): {out}", args.join(" ")))
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("devbox {}: not JSON ({e}): {out}", args.join(" ")))
     }
 
     /// An HTTP client with the admin token.
     pub fn http(&self) -> reqwest::Client {
         let mut h = reqwest::header::HeaderMap::new();
-        h.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", self.token()).parse().unwrap());
-        reqwest::Client::builder().default_headers(h).build().unwrap()
+        h.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", self.token()).parse().unwrap(),
+        );
+        reqwest::Client::builder()
+            .default_headers(h)
+            .build()
+            .unwrap()
     }
 
     /// Imports a busybox rootfs as `name`.
     pub fn import_busybox(&self, name: &str) {
         let dir = tempfile::tempdir().unwrap();
         busybox_rootfs(dir.path());
-        self.ok(&["image", "import", dir.path().to_str().unwrap(), "--name", name]);
+        self.ok(&[
+            "image",
+            "import",
+            dir.path().to_str().unwrap(),
+            "--name",
+            name,
+        ]);
     }
 }
 
@@ -195,9 +254,23 @@ impl Drop for Server {
             }
         }
         self.kill9();
-        let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
         let _ = Command::new("iptables")
-            .args(["-t", "nat", "-D", "POSTROUTING", "-s", &self.subnet, "!", "-o", &self.bridge, "-j", "MASQUERADE"])
+            .args([
+                "-t",
+                "nat",
+                "-D",
+                "POSTROUTING",
+                "-s",
+                &self.subnet,
+                "!",
+                "-o",
+                &self.bridge,
+                "-j",
+                "MASQUERADE",
+            ])
             .output();
     }
 }
@@ -219,7 +292,10 @@ pub fn leftovers(server: &Server, id: &str) -> Vec<String> {
     if String::from_utf8_lossy(&netns.stdout).contains(id) {
         found.push(format!("network namespace of {id}"));
     }
-    let links = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+    let links = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
     if String::from_utf8_lossy(&links.stdout).contains(&format!("vb{}", &id[..12])) {
         found.push(format!("veth vb{}", &id[..12]));
     }

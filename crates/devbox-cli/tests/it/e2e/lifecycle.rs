@@ -10,8 +10,18 @@ fn a_devbox_keeps_its_files_across_stop_and_start_and_leaves_nothing_when_delete
     assert_eq!(images[0]["reference"], "base:1", "{images}");
 
     s.ok(&[
-        "create", "web", "--image", "base:1", "--cpus", "1", "--memory", "512MiB", "--env", "FOO=bar",
-        "--cmd", "echo started with FOO=$FOO",
+        "create",
+        "web",
+        "--image",
+        "base:1",
+        "--cpus",
+        "1",
+        "--memory",
+        "512MiB",
+        "--env",
+        "FOO=bar",
+        "--cmd",
+        "echo started with FOO=$FOO",
     ]);
     let shown = s.json(&["show", "web", "--json"]);
     assert_eq!(shown["state"], "stopped");
@@ -19,13 +29,30 @@ fn a_devbox_keeps_its_files_across_stop_and_start_and_leaves_nothing_when_delete
 
     s.ok(&["start", "web"]);
     assert_eq!(s.json(&["show", "web", "--json"])["state"], "running");
-    let out = s.ok(&["exec", "web", "--", "sh", "-c", "echo hi > /root/x; cat /etc/os-release"]);
+    let out = s.ok(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo hi > /root/x; cat /etc/os-release",
+    ]);
     assert!(out.contains("NAME=\"Devbox test\""), "{out}");
-    assert_eq!(s.ok(&["exec", "web", "--", "sh", "-c", "echo $FOO"]), "bar\n");
+    assert_eq!(
+        s.ok(&["exec", "web", "--", "sh", "-c", "echo $FOO"]),
+        "bar\n"
+    );
     assert_eq!(s.ok(&["exec", "web", "--", "hostname"]), "web\n");
 
     // Exit codes and the two output streams come back separately.
-    let out = s.cli(&["exec", "web", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let out = s.cli(&[
+        "exec",
+        "web",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
@@ -35,12 +62,17 @@ fn a_devbox_keeps_its_files_across_stop_and_start_and_leaves_nothing_when_delete
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped input\n");
 
     // Limits are real cgroup limits; the network reaches the gateway.
-    let mem = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/devbox/{id}/memory.limit_in_bytes"))
-        .unwrap_or_else(|e| panic!("memory cgroup of {id}: {e}"));
+    let mem = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/memory/devbox/{id}/memory.limit_in_bytes"
+    ))
+    .unwrap_or_else(|e| panic!("memory cgroup of {id}: {e}"));
     assert_eq!(mem.trim(), (512u64 << 20).to_string());
-    let quota = std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/devbox/{id}/cpu.cfs_quota_us")).unwrap();
+    let quota = std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/devbox/{id}/cpu.cfs_quota_us"))
+        .unwrap();
     assert_eq!(quota.trim(), "100000");
-    s.ok(&["exec", "web", "--", "ping", "-c", "1", "-W", "5", &s.gateway]);
+    s.ok(&[
+        "exec", "web", "--", "ping", "-c", "1", "-W", "5", &s.gateway,
+    ]);
     let resolv = s.ok(&["exec", "web", "--", "cat", "/etc/resolv.conf"]);
     assert!(resolv.contains("nameserver"), "{resolv}");
 
@@ -52,7 +84,11 @@ fn a_devbox_keeps_its_files_across_stop_and_start_and_leaves_nothing_when_delete
     assert_eq!(s.json(&["show", "web", "--json"])["state"], "stopped");
     let out = s.cli(&["exec", "web", "--", "true"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not running"), "{:?}", out);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not running"),
+        "{:?}",
+        out
+    );
     s.ok(&["stop", "web"]); // idempotent
 
     s.ok(&["start", "web"]);
@@ -66,7 +102,10 @@ fn a_devbox_keeps_its_files_across_stop_and_start_and_leaves_nothing_when_delete
     assert_eq!(list[0]["name"], "web");
     assert_eq!(list[0]["state"], "running");
     let table = s.ok(&["ls"]);
-    assert!(table.contains("web") && table.contains("running"), "{table}");
+    assert!(
+        table.contains("web") && table.contains("running"),
+        "{table}"
+    );
 
     s.ok(&["rm", "web"]);
     assert_eq!(s.json(&["ls", "--json"]), serde_json::json!([]));

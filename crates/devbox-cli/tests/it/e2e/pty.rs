@@ -29,7 +29,10 @@ async fn a_pty_session_resizes_and_reports_the_exit_code() {
 
     let url = format!("ws://{}/api/v1/devboxes/tty/exec/ws", s.listen);
     let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert("authorization", format!("Bearer {}", s.token()).parse().unwrap());
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", s.token()).parse().unwrap(),
+    );
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
     let start = ExecClientMsg::Start {
         cmd: vec!["sh".into()],
@@ -55,16 +58,23 @@ async fn a_pty_session_resizes_and_reports_the_exit_code() {
                 assert_eq!(b[0], stream::STDOUT, "a pty has one output stream");
                 screen.push_str(&String::from_utf8_lossy(&b[1..]));
             }
-            Some(Ok(Message::Text(t))) => match serde_json::from_str::<ExecServerMsg>(&t).unwrap() {
-                ExecServerMsg::Exit { code } => exit = Some(code),
-                ExecServerMsg::Error { message, .. } => panic!("exec failed: {message}"),
-            },
+            Some(Ok(Message::Text(t))) => {
+                match serde_json::from_str::<ExecServerMsg>(&t).unwrap() {
+                    ExecServerMsg::Exit { code } => exit = Some(code),
+                    ExecServerMsg::Error { message, .. } => panic!("exec failed: {message}"),
+                }
+            }
             Some(Ok(_)) => {}
             other => panic!("socket ended early: {other:?}; screen:\n{screen}"),
         }
         if !resized && screen.contains("30 100") && screen.contains("/dev/pts/") {
             resized = true;
-            ws.send(send_msg(&ExecClientMsg::Resize { rows: 40, cols: 120 })).await.unwrap();
+            ws.send(send_msg(&ExecClientMsg::Resize {
+                rows: 40,
+                cols: 120,
+            }))
+            .await
+            .unwrap();
             ws.send(stdin("stty size; exit 7\n")).await.unwrap();
         }
     }
@@ -100,7 +110,11 @@ fn the_cli_runs_an_interactive_shell_under_a_terminal() {
         })
         .expect("`script` (util-linux) is needed to give the CLI a terminal");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("/dev/pts/"), "no pty inside: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("/dev/pts/"),
+        "no pty inside: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.status.code(), Some(5), "{text}");
     assert_eq!(s.ok(&["exec", "term", "--", "cat", "/root/answer"]), "42\n");
 }
