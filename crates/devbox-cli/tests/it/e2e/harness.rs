@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 /// Each server in this process gets its own bridge and /24, so tests run side by side.
 static NEXT_NET: AtomicU32 = AtomicU32::new(1);
 
+/// Longest any single CLI call may take.
+const CLI_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// Fails the test with a one-line fix when the machine cannot run devboxes.
 pub fn require_privileges() {
     assert!(
@@ -173,7 +176,7 @@ impl Server {
     }
 
     pub fn cli_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
-        use std::io::Write;
+        use std::io::{Read, Write};
         let mut child = Command::new(env!("CARGO_BIN_EXE_devbox"))
             .args(args)
             .env("DEVBOX_URL", &self.url)
@@ -187,7 +190,28 @@ impl Server {
         let mut input = child.stdin.take().unwrap();
         input.write_all(stdin).unwrap();
         drop(input);
-        child.wait_with_output().unwrap()
+        let drain = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = r.read_to_end(&mut v);
+                v
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().unwrap()));
+        let stderr = drain(Box::new(child.stderr.take().unwrap()));
+        // A hung command fails its test instead of the whole run's time budget.
+        let deadline = Instant::now() + CLI_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("devbox {} did not finish in {CLI_TIMEOUT:?}; server log:\n{}", args.join(" "), self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
     }
 
     /// Runs the CLI and returns its stdout, failing the test on a non-zero exit.
