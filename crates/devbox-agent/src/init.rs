@@ -87,10 +87,10 @@ fn stop(signals: &SignalSet, pid1: bool, child: &mut Option<Pid>) {
     } else {
         Ok(())
     };
-    if let Err(e) = sent {
-        if e.raw_os_error() != Some(libc::ESRCH) {
-            eprintln!("devbox-agent: cannot signal processes: {e}");
-        }
+    if let Err(e) = sent
+        && e.raw_os_error() != Some(libc::ESRCH)
+    {
+        eprintln!("devbox-agent: cannot signal processes: {e}");
     }
     let deadline = Instant::now() + STOP_WAIT;
     while Instant::now() < deadline {

@@ -17,12 +17,12 @@ pub static AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/devbox-agent
 /// devboxes have the old file bind-mounted, so they keep that inode, and no
 /// one ever sees a half-written binary (or hits ETXTBSY writing over it).
 pub(crate) fn install(dest: &Path) -> Result<(), RuntimeError> {
-    if let Ok(existing) = fs::read(dest) {
-        if existing == AGENT {
-            let perms = fs::metadata(dest).map_err(RuntimeError::io("stat", dest))?;
-            if perms.permissions().mode() & 0o7777 == 0o755 {
-                return Ok(());
-            }
+    if let Ok(existing) = fs::read(dest)
+        && existing == AGENT
+    {
+        let perms = fs::metadata(dest).map_err(RuntimeError::io("stat", dest))?;
+        if perms.permissions().mode() & 0o7777 == 0o755 {
+            return Ok(());
         }
     }
     let tmp = dest.with_extension("new");

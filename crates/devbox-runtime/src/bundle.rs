@@ -28,8 +28,8 @@ pub const DEFAULT_TERM: &str = "xterm-256color";
 /// The CFS period; the quota is `cpus` times this.
 const CPU_PERIOD: u64 = 100_000;
 
-/// Open files allowed per process.
-const NOFILE: u64 = 1_048_576;
+/// Open files allowed per process, when the runtime may grant that many.
+pub const NOFILE: u64 = 1_048_576;
 
 /// Docker's default capability set: enough for package managers and
 /// ordinary administration inside the devbox, nothing that reaches the host.
@@ -68,6 +68,8 @@ pub(crate) struct BundleInput<'a> {
     pub workdir: &'a str,
     pub user: &'a ResolvedUser,
     pub command: Option<&'a [String]>,
+    /// The open-file limit (soft and hard).
+    pub nofile: u64,
 }
 
 /// The capabilities of a process running as `uid`. A non-root user gets the
@@ -131,12 +133,12 @@ pub(crate) fn workdir(dir: &str) -> Option<PathBuf> {
     Path::new(dir).is_absolute().then(|| PathBuf::from(dir))
 }
 
-fn rlimits() -> Result<Vec<oci_spec::runtime::PosixRlimit>, OciSpecError> {
+fn rlimits(nofile: u64) -> Result<Vec<oci_spec::runtime::PosixRlimit>, OciSpecError> {
     Ok(vec![
         PosixRlimitBuilder::default()
             .typ(PosixRlimitType::RlimitNofile)
-            .soft(NOFILE)
-            .hard(NOFILE)
+            .soft(nofile)
+            .hard(nofile)
             .build()?,
     ])
 }
@@ -147,6 +149,7 @@ fn process(
     cwd: PathBuf,
     user: &ResolvedUser,
     terminal: bool,
+    nofile: u64,
 ) -> Result<Process, OciSpecError> {
     let mut u = UserBuilder::default().uid(user.uid).gid(user.gid);
     if !user.additional_gids.is_empty() {
@@ -159,7 +162,7 @@ fn process(
         .env(env)
         .cwd(cwd)
         .capabilities(capabilities(user.uid)?)
-        .rlimits(rlimits()?)
+        .rlimits(rlimits(nofile)?)
         .no_new_privileges(true)
         .build()
 }
@@ -171,9 +174,17 @@ pub(crate) fn exec_process(
     cwd: PathBuf,
     user: &ResolvedUser,
     tty: bool,
+    nofile: u64,
 ) -> Result<Process, OciSpecError> {
     let extra: &[(&str, &str)] = if tty { &[("TERM", DEFAULT_TERM)] } else { &[] };
-    process(cmd.to_vec(), environment(env, user, extra), cwd, user, tty)
+    process(
+        cmd.to_vec(),
+        environment(env, user, extra),
+        cwd,
+        user,
+        tty,
+        nofile,
+    )
 }
 
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, OciSpecError> {
@@ -328,7 +339,7 @@ pub(crate) fn spec(input: &BundleInput<'_>) -> Result<Spec, OciSpecError> {
                 .build()?,
         )
         .hostname(input.hostname.as_str())
-        .process(process(args, env, cwd, input.user, false)?)
+        .process(process(args, env, cwd, input.user, false, input.nofile)?)
         .mounts(mounts(input)?)
         .linux(linux)
         .build()
@@ -360,6 +371,7 @@ mod tests {
             workdir: "/src",
             user,
             command,
+            nofile: NOFILE,
         })
         .unwrap()
     }
@@ -541,8 +553,9 @@ mod tests {
             home: Some("/home/dev".into()),
         };
         let cmd = ["bash".to_owned()];
-        let p = exec_process(&cmd, &[], "/".into(), &user, true).unwrap();
+        let p = exec_process(&cmd, &[], "/".into(), &user, true, 1024).unwrap();
         assert_eq!(p.terminal(), Some(true));
+        assert_eq!(p.rlimits().as_ref().unwrap()[0].hard(), 1024);
         let env = p.env().as_ref().unwrap();
         assert!(env.contains(&format!("TERM={DEFAULT_TERM}")));
         assert!(env.contains(&"HOME=/home/dev".to_owned()));
@@ -553,6 +566,7 @@ mod tests {
             "/".into(),
             &user,
             true,
+            1024,
         )
         .unwrap();
         let env = p.env().as_ref().unwrap();

@@ -39,6 +39,7 @@ pub struct LocalRuntime {
     layers: LayerStore,
     runc: Runc,
     network: Network,
+    nofile: u64,
 }
 
 fn create_dir(path: &Path, mode: u32) -> Result<(), RuntimeError> {
@@ -68,6 +69,27 @@ fn is_mounted(path: &Path) -> Result<bool, RuntimeError> {
         return Ok(false);
     };
     Ok(a.dev() != b.dev())
+}
+
+/// The open-file limit devboxes get: [`bundle::NOFILE`], unless the runtime
+/// lacks `CAP_SYS_RESOURCE` (as inside some sandboxes), in which case runc
+/// cannot raise a limit above the runtime's own hard limit.
+fn grantable_nofile() -> u64 {
+    use rustix::thread::CapabilitySet;
+    let can_raise = rustix::thread::capabilities(None)
+        .map(|c| c.effective.contains(CapabilitySet::SYS_RESOURCE))
+        .unwrap_or(false);
+    let limit = if can_raise {
+        fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(bundle::NOFILE)
+    } else {
+        rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .maximum
+            .unwrap_or(bundle::NOFILE)
+    };
+    limit.min(bundle::NOFILE)
 }
 
 fn overlay_available() -> bool {
@@ -136,6 +158,7 @@ impl LocalRuntime {
             layers,
             runc,
             network,
+            nofile: grantable_nofile(),
         })
     }
 
@@ -333,6 +356,7 @@ impl LocalRuntime {
             workdir: &spec.workdir,
             user: &user,
             command: spec.command.as_deref(),
+            nofile: self.nofile,
         })
         .map_err(|source| RuntimeError::Bundle {
             id: id.clone(),
@@ -439,11 +463,18 @@ impl Runtime for LocalRuntime {
                 reason,
             }
         })?;
-        let process = bundle::exec_process(&spec.cmd, &spec.env, cwd, &user, spec.tty.is_some())
-            .map_err(|source| RuntimeError::Bundle {
-                id: id.clone(),
-                source,
-            })?;
+        let process = bundle::exec_process(
+            &spec.cmd,
+            &spec.env,
+            cwd,
+            &user,
+            spec.tty.is_some(),
+            self.nofile,
+        )
+        .map_err(|source| RuntimeError::Bundle {
+            id: id.clone(),
+            source,
+        })?;
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "{}-{}",

@@ -83,16 +83,14 @@ impl Network {
     pub async fn ensure_host(&self) -> Result<(), RuntimeError> {
         let _guard = HOST_LOCK.lock().await;
         let br = self.bridge.as_str();
-        if !link_exists(br) {
-            if let Err(e) = self
+        if !link_exists(br)
+            && let Err(e) = self
                 .ip(&["link", "add", "name", br, "type", "bridge"])
                 .await
-            {
-                // Another process may have created it meanwhile.
-                if !link_exists(br) {
-                    return Err(e);
-                }
-            }
+            // Another process may have created it meanwhile.
+            && !link_exists(br)
+        {
+            return Err(e);
         }
         let gw = format!("{}/{}", self.subnet.gateway(), self.subnet.prefix());
         self.ip(&["addr", "replace", &gw, "dev", br]).await?;
@@ -208,12 +206,11 @@ impl Network {
     /// Removes the veth pair and the namespace, whichever exist.
     pub async fn detach(&self, id: &DevboxId) -> Result<(), RuntimeError> {
         let veth = veth_name(id);
-        if link_exists(&veth) {
-            if let Err(e) = self.ip(&["link", "del", "dev", &veth]).await {
-                if link_exists(&veth) {
-                    return Err(e);
-                }
-            }
+        if link_exists(&veth)
+            && let Err(e) = self.ip(&["link", "del", "dev", &veth]).await
+            && link_exists(&veth)
+        {
+            return Err(e);
         }
         if netns_path(id).exists() {
             self.ip(&["netns", "del", &netns_name(id)]).await?;

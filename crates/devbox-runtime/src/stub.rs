@@ -357,7 +357,7 @@ mod tests {
                 tv_nsec: 0,
             },
         };
-        rustix::fs::utimensat(CWD, &image.join("etc"), &old, AtFlags::empty()).unwrap();
+        rustix::fs::utimensat(CWD, image.join("etc"), &old, AtFlags::empty()).unwrap();
         build(&stub, &[upper, image]).unwrap();
         assert_eq!(
             tree(&stub),
@@ -462,7 +462,7 @@ mod tests {
         // hides every lower entry, including l1's directory).
         rustix::fs::mknodat(
             CWD,
-            &l3.join("etc"),
+            l3.join("etc"),
             rustix::fs::FileType::CharacterDevice,
             rustix::fs::Mode::empty(),
             0,
@@ -480,7 +480,7 @@ mod tests {
         fs::remove_file(l3.join("etc")).unwrap();
         mkdir(&l2.join("usr"), 0o755);
         rustix::fs::setxattr(
-            &l2.join("usr"),
+            l2.join("usr"),
             "trusted.overlay.opaque",
             b"y",
             rustix::fs::XattrFlags::empty(),
