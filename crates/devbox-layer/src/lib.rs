@@ -1,1 +1,29 @@
-//! stub
+//! OCI image layers as tar streams: unpacking a layer into a directory that
+//! overlayfs can use as a lower layer, packing a directory (or an overlayfs
+//! upperdir) into a layer, whiteouts in both directions, digests and compression.
+//!
+//! The crate knows nothing of registries, databases or mounts: it turns byte
+//! streams into directory trees and back, and it treats every tar it reads as
+//! hostile: nothing an archive says can make it write outside its destination.
+
+pub mod compression;
+pub mod digest;
+pub mod normalize;
+pub mod pack;
+pub mod unpack;
+pub mod whiteout;
+
+mod entry;
+mod tar_writer;
+mod xattr;
+
+pub use compression::{Compression, CompressionError, LayerDigests, decompress, write_layer};
+pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
+pub use normalize::{NormalizeStats, normalize};
+pub use pack::{PackError, PackOptions, PackStats, pack_dir};
+pub use unpack::{Refusal, UnpackError, UnpackStats, unpack};
+
+#[cfg(test)]
+mod test_tar;
+#[cfg(test)]
+mod test_tree;

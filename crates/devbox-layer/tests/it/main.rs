@@ -1,0 +1,9 @@
+//! Integration tests of the layer crate. Most need root (device nodes,
+//! owners, `trusted.*` xattrs, overlay mounts) and fail loudly without it.
+
+mod hostile_props;
+mod normalize;
+mod overlay;
+mod round_trip;
+mod support;
+mod write_layer;
