@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use devbox_model::{DevboxId, DevboxName, EnvVar, Resources};
 use oci_spec::OciSpecError;
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCapabilities, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
-    LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder,
-    PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
-    get_default_maskedpaths, get_default_readonly_paths,
+    BoxBuilder, Capability, LinuxBuilder, LinuxCapabilities, LinuxCapabilitiesBuilder,
+    LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder,
+    PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder, get_default_maskedpaths, get_default_readonly_paths,
 };
 
 use crate::users::ResolvedUser;
@@ -167,24 +167,33 @@ fn process(
         .build()
 }
 
-/// The process of a `runc exec`.
+/// The process of a `runc exec`; `tty` is the terminal's size (rows, cols).
 pub(crate) fn exec_process(
     cmd: &[String],
     env: &[EnvVar],
     cwd: PathBuf,
     user: &ResolvedUser,
-    tty: bool,
+    tty: Option<(u16, u16)>,
     nofile: u64,
 ) -> Result<Process, OciSpecError> {
-    let extra: &[(&str, &str)] = if tty { &[("TERM", DEFAULT_TERM)] } else { &[] };
-    process(
-        cmd.to_vec(),
-        environment(env, user, extra),
-        cwd,
-        user,
-        tty,
-        nofile,
-    )
+    let extra: &[(&str, &str)] = if tty.is_some() {
+        &[("TERM", DEFAULT_TERM)]
+    } else {
+        &[]
+    };
+    let env = environment(env, user, extra);
+    let mut p = process(cmd.to_vec(), env, cwd, user, tty.is_some(), nofile)?;
+    if let Some((rows, cols)) = tty {
+        // runc sizes the terminal before the process starts; without it the
+        // process could read a 0x0 size before runc copies the outer one.
+        p.set_console_size(Some(
+            BoxBuilder::default()
+                .height(u64::from(rows))
+                .width(u64::from(cols))
+                .build()?,
+        ));
+    }
+    Ok(p)
 }
 
 fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, OciSpecError> {
@@ -553,9 +562,13 @@ mod tests {
             home: Some("/home/dev".into()),
         };
         let cmd = ["bash".to_owned()];
-        let p = exec_process(&cmd, &[], "/".into(), &user, true, 1024).unwrap();
+        let p = exec_process(&cmd, &[], "/".into(), &user, Some((30, 100)), 1024).unwrap();
         assert_eq!(p.terminal(), Some(true));
         assert_eq!(p.rlimits().as_ref().unwrap()[0].hard(), 1024);
+        let size = p.console_size().unwrap();
+        assert_eq!((size.height(), size.width()), (30, 100));
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["consoleSize"]["height"], 30);
         let env = p.env().as_ref().unwrap();
         assert!(env.contains(&format!("TERM={DEFAULT_TERM}")));
         assert!(env.contains(&"HOME=/home/dev".to_owned()));
@@ -565,7 +578,7 @@ mod tests {
             &["TERM=dumb".parse().unwrap()],
             "/".into(),
             &user,
-            true,
+            Some((24, 80)),
             1024,
         )
         .unwrap();

@@ -58,6 +58,12 @@ pub enum RuntimeError {
         #[source]
         source: devbox_layer::unpack::UnpackError,
     },
+    #[error("decompress layer {diff_id}: {source}")]
+    Decompress {
+        diff_id: Digest,
+        #[source]
+        source: devbox_layer::compression::CompressionError,
+    },
     #[error("read layer {diff_id}: {source}")]
     LayerRead {
         diff_id: Digest,

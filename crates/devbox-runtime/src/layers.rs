@@ -92,7 +92,10 @@ impl LayerStore {
             diff_id: diff_id.clone(),
             source,
         };
-        let plain = decompress(compressed, c).map_err(read_err)?;
+        let plain = decompress(compressed, c).map_err(|source| RuntimeError::Decompress {
+            diff_id: diff_id.clone(),
+            source,
+        })?;
         let mut hashing = HashingReader::new(plain);
         devbox_layer::unpack::unpack(&mut hashing, tmp).map_err(|source| RuntimeError::Unpack {
             diff_id: diff_id.clone(),

@@ -463,18 +463,11 @@ impl Runtime for LocalRuntime {
                 reason,
             }
         })?;
-        let process = bundle::exec_process(
-            &spec.cmd,
-            &spec.env,
-            cwd,
-            &user,
-            spec.tty.is_some(),
-            self.nofile,
-        )
-        .map_err(|source| RuntimeError::Bundle {
-            id: id.clone(),
-            source,
-        })?;
+        let process = bundle::exec_process(&spec.cmd, &spec.env, cwd, &user, spec.tty, self.nofile)
+            .map_err(|source| RuntimeError::Bundle {
+                id: id.clone(),
+                source,
+            })?;
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "{}-{}",
