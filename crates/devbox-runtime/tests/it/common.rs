@@ -243,25 +243,41 @@ pub async fn read_until(
     needle: &str,
     limit: Duration,
 ) {
+    if let Err(e) = try_read_until(r, seen, needle, limit).await {
+        panic!("{e}");
+    }
+}
+
+/// Reads from `r` until `needle` appears; an error after `limit` or at the
+/// end of the stream.
+pub async fn try_read_until(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    seen: &mut Vec<u8>,
+    needle: &str,
+    limit: Duration,
+) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + limit;
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(seen).contains(needle) {
-        let n = tokio::time::timeout_at(deadline, r.read(&mut buf))
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
+        let text = || String::from_utf8_lossy(seen).into_owned();
+        let n = match tokio::time::timeout_at(deadline, r.read(&mut buf)).await {
+            Ok(read) => read.map_err(|e| format!("read: {e}"))?,
+            Err(_) => {
+                return Err(format!(
                     "{needle:?} did not appear within {limit:?}; got {:?}",
-                    String::from_utf8_lossy(seen)
-                )
-            })
-            .unwrap();
-        assert!(
-            n > 0,
-            "the stream ended before {needle:?}; got {:?}",
-            String::from_utf8_lossy(seen)
-        );
+                    text()
+                ));
+            }
+        };
+        if n == 0 {
+            return Err(format!(
+                "the stream ended before {needle:?}; got {:?}",
+                text()
+            ));
+        }
         seen.extend_from_slice(&buf[..n]);
     }
+    Ok(())
 }
 
 /// Reads a whole file of the console log, or an empty string.
