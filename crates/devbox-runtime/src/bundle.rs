@@ -338,6 +338,7 @@ pub(crate) fn spec(input: &BundleInput<'_>) -> Result<Spec, OciSpecError> {
         .resources(resources(input.resources)?)
         .masked_paths(masked)
         .readonly_paths(get_default_readonly_paths())
+        .seccomp(crate::seccomp::profile()?)
         .build()?;
     SpecBuilder::default()
         .version("1.0.2")
@@ -443,6 +444,7 @@ mod tests {
         assert_eq!(json["process"]["noNewPrivileges"], true);
         assert_eq!(json["linux"]["cgroupsPath"], "/devbox/0123456789abcdef");
         assert_eq!(json["root"]["readonly"], false);
+        assert_eq!(json["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// Applets linked in the test image, as `busybox --install -s` would.
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "ls", "sleep", "ip", "ping", "hostname", "id", "ps", "touch", "rm",
-    "mkdir", "stty", "test", "true", "false", "wc", "env", "kill", "grep",
+    "mkdir", "stty", "test", "true", "false", "wc", "env", "kill", "grep", "unshare",
 ];
 
 /// Fails with a clear message when a prerequisite of these tests is missing.
@@ -58,6 +58,36 @@ pub fn new_id() -> DevboxId {
             .fetch_add(1, Ordering::Relaxed)
             .wrapping_mul(0x9e37_79b9_7f4a_7c15);
     DevboxId::from_random(n.to_be_bytes())
+}
+
+/// Removes the devboxes of a test that panicked, so a failing test leaves
+/// no container, mount or network device on the machine. Declare it after
+/// the temporary root, so it runs first.
+pub struct Cleanup<'a> {
+    pub rt: &'a LocalRuntime,
+    pub ids: Vec<DevboxId>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        // The test's own runtime is unwinding; remove on a fresh one.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                for id in &self.ids {
+                    if let Err(e) = rt.block_on(self.rt.remove(id)) {
+                        eprintln!("cleanup of devbox {id} failed: {e}");
+                    }
+                }
+            });
+        });
+    }
 }
 
 /// A temporary runtime root, removed at the end of the test.

@@ -30,6 +30,10 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
     let rt = runtime(root.path()).await;
     let layer = busybox_layer(rt.layers());
     let id = new_id();
+    let _cleanup = Cleanup {
+        rt: &rt,
+        ids: vec![id.clone()],
+    };
     let mut spec = start_spec(&id, "box-one", &layer, "10.78.0.10");
     spec.command = Some(vec![
         "sh".into(),
@@ -123,6 +127,21 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
     .await;
     assert!(out.stdout.contains("0000000000000000"), "{}", out.stdout);
 
+    // The seccomp filter refuses user namespaces, the way around missing
+    // capabilities; and even root in the devbox cannot mount.
+    let out = exec(&rt, &id, &["unshare", "-U", "-r", "true"]).await;
+    assert_ne!(out.code, 0, "a user namespace was created: {out:?}");
+    let out = exec(
+        &rt,
+        &id,
+        &["sh", "-c", "mkdir -p /mnt && mount -t tmpfs none /mnt"],
+    )
+    .await;
+    assert_ne!(
+        out.code, 0,
+        "root in the devbox mounted a filesystem: {out:?}"
+    );
+
     // Cgroup limits, then changed in place.
     assert_eq!(
         cgroup_file(&id, "memory", "memory.limit_in_bytes"),
@@ -199,6 +218,10 @@ async fn an_exec_on_a_terminal_runs_a_shell_and_follows_resizes() {
     let rt = runtime(root.path()).await;
     let layer = busybox_layer(rt.layers());
     let id = new_id();
+    let _cleanup = Cleanup {
+        rt: &rt,
+        ids: vec![id.clone()],
+    };
     rt.start(&start_spec(&id, "box-tty", &layer, "10.78.0.11"))
         .await
         .expect("start");
@@ -286,6 +309,10 @@ async fn devboxes_cannot_reach_each_other() {
     let rt = runtime(root.path()).await;
     let layer = busybox_layer(rt.layers());
     let (a, b) = (new_id(), new_id());
+    let _cleanup = Cleanup {
+        rt: &rt,
+        ids: vec![a.clone(), b.clone()],
+    };
     rt.start(&start_spec(&a, "box-a", &layer, "10.78.0.20"))
         .await
         .expect("start a");
@@ -333,6 +360,10 @@ async fn a_new_runtime_adopts_running_devboxes() {
     }
     // The first runtime is gone, as after a restart of the server.
     let rt = runtime(root.path()).await;
+    let _cleanup = Cleanup {
+        rt: &rt,
+        ids: vec![id.clone()],
+    };
     assert!(matches!(
         rt.state(&id).await.unwrap(),
         ContainerState::Running { .. }
@@ -365,7 +396,11 @@ async fn failed_starts_leave_nothing_behind() {
     let layer = busybox_layer(rt.layers());
 
     // Refused before anything is set up.
-    let id = new_id();
+    let (id, id2) = (new_id(), new_id());
+    let _cleanup = Cleanup {
+        rt: &rt,
+        ids: vec![id.clone(), id2.clone()],
+    };
     let mut spec = start_spec(&id, "box-bad", &layer, "10.78.0.1");
     let e = rt.start(&spec).await.unwrap_err();
     assert!(matches!(e, RuntimeError::InvalidAddress { .. }), "{e}");
@@ -387,7 +422,7 @@ async fn failed_starts_leave_nothing_behind() {
 
     // runc fails after the network is up: the working directory cannot be
     // created under a file.
-    let id = new_id();
+    let id = id2;
     let mut spec = start_spec(&id, "box-bad", &layer, "10.78.0.41");
     spec.workdir = "/etc/passwd/sub".into();
     let e = rt.start(&spec).await.unwrap_err();
