@@ -430,3 +430,66 @@ async fn failed_starts_leave_nothing_behind() {
     assert!(e.to_string().contains(id.as_str()), "{e}");
     assert_rolled_back(&rt, root.path(), &id).await;
 }
+
+#[tokio::test]
+async fn a_stopped_devboxs_upper_directory_becomes_a_lower_layer() {
+    let root = temp_root();
+    let rt = runtime(root.path()).await;
+    let base = busybox_layer(rt.layers());
+    let id = new_id();
+    let _cleanup = Cleanup {
+        rt: &rt,
+        ids: vec![id.clone()],
+    };
+    let spec = start_spec(&id, "box-commit", &base, "10.78.0.50");
+    rt.start(&spec).await.expect("start");
+    let out = exec(
+        &rt,
+        &id,
+        &[
+            "sh",
+            "-c",
+            "echo new > /root/new && rm /bin/wc && rm -r /home",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let e = rt.promote_upper(&id, &sha256(b"x")).await.unwrap_err();
+    assert!(matches!(e, RuntimeError::UpperInUse { .. }), "{e}");
+    rt.stop(&id, GRACE).await.expect("stop");
+
+    // Pack the changes as a commit would, then keep the directory itself as
+    // that layer.
+    let mut tar = Vec::new();
+    devbox_layer::pack::pack_dir(
+        &rt.upper_dir(&id),
+        &mut tar,
+        &devbox_layer::pack::PackOptions { overlay: true },
+    )
+    .unwrap();
+    let diff_id = sha256(&tar);
+    let dir = rt.promote_upper(&id, &diff_id).await.expect("promote");
+    assert_eq!(dir, rt.layers().path(&diff_id));
+    assert!(!rt.upper_dir(&id).exists());
+
+    let mut spec = spec;
+    spec.layers.push(diff_id.clone());
+    rt.start(&spec).await.expect("start on the new layer");
+    let out = exec(
+        &rt,
+        &id,
+        &[
+            "sh",
+            "-c",
+            "cat /root/new; test -e /bin/wc || echo wc-gone; test -e /home || echo home-gone",
+        ],
+    )
+    .await;
+    assert_eq!(out.stdout, "new\nwc-gone\nhome-gone\n", "{out:?}");
+    // The new upper directory starts empty.
+    let upper: Vec<_> = std::fs::read_dir(rt.upper_dir(&id)).unwrap().collect();
+    assert!(upper.is_empty(), "{upper:?}");
+    rt.remove(&id).await.unwrap();
+    assert_nothing_left(root.path(), &id);
+    assert!(rt.layers().contains(&diff_id), "layers outlive the devbox");
+}
