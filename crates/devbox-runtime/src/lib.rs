@@ -1,1 +1,43 @@
-//! stub
+//! The node runtime of Devbox: it runs devboxes on this machine.
+//!
+//! It owns the local layer store (unpacked image layers, shared by every
+//! devbox), each devbox's overlay root filesystem (its layers below, its own
+//! upper directory on top, kept across stops), the runc bundle and container,
+//! the devbox network (a bridge, NAT, one network namespace per devbox) and
+//! the cgroup limits. It also embeds the in-devbox agent, the static binary
+//! every container runs as PID 1.
+//!
+//! It decides no policy: the server says when to start, stop or commit and
+//! with what. Every mount, and the one `unsafe` call (registering a terminal
+//! with tokio), is in the `sys` module.
+
+mod agent;
+mod bundle;
+mod cmd;
+mod config;
+mod error;
+mod exec;
+mod hostfiles;
+mod layers;
+mod local;
+mod network;
+mod overlay;
+mod paths;
+mod runc;
+mod runtime;
+mod seccomp;
+mod stub;
+mod sys;
+mod users;
+
+pub use agent::AGENT;
+pub use bundle::{AGENT_PATH, CAPABILITIES, DEFAULT_PATH, cgroup_path};
+pub use config::{DEFAULT_BRIDGE, DEFAULT_SUBNET, RuntimeConfig, Subnet};
+pub use error::RuntimeError;
+pub use exec::{ExecProcess, ExecSignaller, Pty, PtyResizer};
+pub use layers::LayerStore;
+pub use local::LocalRuntime;
+pub use network::{netns_name, netns_path, veth_name};
+pub use runtime::{ContainerState, ExecSpec, Runtime, Signal, StartSpec, UnknownSignal};
+pub use seccomp::DENIED as SECCOMP_DENIED;
+pub use users::ResolvedUser;

@@ -1,0 +1,123 @@
+//! The init loop: start the command, reap children, stop on request.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, WaitOptions};
+
+use crate::status::describe;
+use crate::sys::{self, SignalSet};
+
+/// How long the agent waits for the devbox's processes after asking them to
+/// terminate. The runtime applies its own grace period and kills the whole
+/// devbox after it, so this only bounds a stop the runtime is not watching.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs until SIGTERM or SIGINT, then stops the devbox's processes.
+pub fn run(command: Option<Vec<OsString>>) -> io::Result<()> {
+    let signals = SignalSet::new(&[libc::SIGTERM, libc::SIGINT, libc::SIGCHLD])?;
+    signals.block()?;
+    let pid1 = rustix::process::getpid().is_init();
+    if !pid1 {
+        // Outside a PID namespace (when run by hand or in tests) the agent
+        // still adopts the orphans of its command, so it reaps them as PID 1
+        // would.
+        rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
+    }
+    let mut child = command.and_then(|c| spawn(&c));
+    loop {
+        match signals.wait(Duration::from_secs(1)) {
+            Some(sig) if sig == libc::SIGTERM || sig == libc::SIGINT => {
+                eprintln!("devbox-agent: stopping");
+                stop(&signals, pid1, &mut child);
+                return Ok(());
+            }
+            // SIGCHLD, or a timeout: reaping on a timer too means a child that
+            // ends while the previous SIGCHLD is still pending is never missed.
+            _ => {
+                reap(&mut child);
+            }
+        }
+    }
+}
+
+/// Starts the startup command in its own process group, with the agent's
+/// standard streams and environment.
+fn spawn(command: &[OsString]) -> Option<Pid> {
+    let (program, args) = command.split_first()?;
+    match Command::new(program).args(args).process_group(0).spawn() {
+        Ok(child) => Some(Pid::from_child(&child)),
+        Err(e) => {
+            eprintln!("devbox-agent: cannot run {program:?}: {e}");
+            None
+        }
+    }
+}
+
+/// Collects every child that has ended, reporting the startup command's end.
+fn reap(child: &mut Option<Pid>) -> bool {
+    loop {
+        match rustix::process::wait(WaitOptions::NOHANG) {
+            Ok(Some((pid, status))) => {
+                if Some(pid) == *child {
+                    eprintln!("devbox-agent: command {}", describe(status.as_raw()));
+                    *child = None;
+                }
+            }
+            // Some children remain, none has ended yet.
+            Ok(None) => return true,
+            // ECHILD: no children at all.
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Asks the devbox's processes to terminate and waits until they are gone or
+/// [`STOP_WAIT`] has passed.
+fn stop(signals: &SignalSet, pid1: bool, child: &mut Option<Pid>) {
+    let sent = if pid1 {
+        sys::kill_all(libc::SIGTERM)
+    } else if let Some(pid) = *child {
+        // Not PID 1: signal only the command's process group, never every
+        // process of the machine.
+        rustix::process::kill_process_group(pid, Signal::TERM).map_err(io::Error::from)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = sent
+        && e.raw_os_error() != Some(libc::ESRCH)
+    {
+        eprintln!("devbox-agent: cannot signal processes: {e}");
+    }
+    let deadline = Instant::now() + STOP_WAIT;
+    while Instant::now() < deadline {
+        let has_children = reap(child);
+        let others = if pid1 {
+            others_alive().unwrap_or(has_children)
+        } else {
+            has_children
+        };
+        if !others {
+            return;
+        }
+        signals.wait(Duration::from_millis(50));
+    }
+    eprintln!("devbox-agent: processes still running after {STOP_WAIT:?}; exiting");
+}
+
+/// Whether any process other than the agent exists in the PID namespace.
+/// Processes started by `runc exec` are not the agent's children, so waiting
+/// for children alone would not see them.
+fn others_alive() -> io::Result<bool> {
+    for entry in std::fs::read_dir("/proc")? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name != "1" && name.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

@@ -1,0 +1,79 @@
+//! The system calls the agent needs that `rustix` does not offer safely:
+//! blocking signals and waiting for them synchronously, and signalling every
+//! process of the devbox. Each is a thin wrapper around one libc call.
+//!
+//! Waiting synchronously (instead of installing handlers) keeps PID 1 simple:
+//! a blocked signal stays pending until `sigtimedwait` collects it, so none is
+//! lost between two loop iterations, and no code runs in signal context.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::time::Duration;
+
+/// A set of signals that can be blocked and waited for.
+pub struct SignalSet(libc::sigset_t);
+
+impl std::fmt::Debug for SignalSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignalSet")
+    }
+}
+
+impl SignalSet {
+    #[allow(unsafe_code)]
+    pub fn new(signals: &[i32]) -> io::Result<Self> {
+        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: `sigemptyset` initialises the set behind the pointer, which
+        // points to writable memory of the right type.
+        if unsafe { libc::sigemptyset(set.as_mut_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `sigemptyset` succeeded, so the set is initialised.
+        let mut set = unsafe { set.assume_init() };
+        for &sig in signals {
+            // SAFETY: `set` is an initialised sigset_t owned by this frame.
+            if unsafe { libc::sigaddset(&mut set, sig) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(Self(set))
+    }
+
+    /// Blocks the signals of the set for this (single-threaded) process.
+    /// Children start with an empty mask again: `std::process::Command`
+    /// resets it before running the program.
+    #[allow(unsafe_code)]
+    pub fn block(&self) -> io::Result<()> {
+        // SAFETY: the set is initialised and the old-set pointer may be null.
+        let r = unsafe { libc::sigprocmask(libc::SIG_BLOCK, &self.0, std::ptr::null_mut()) };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for one signal of the (blocked) set and returns
+    /// its number, or `None` on timeout or interruption.
+    #[allow(unsafe_code)]
+    pub fn wait(&self, timeout: Duration) -> Option<i32> {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: the set and the timespec are valid for the call; the info
+        // pointer may be null.
+        let sig = unsafe { libc::sigtimedwait(&self.0, std::ptr::null_mut(), &ts) };
+        (sig > 0).then_some(sig)
+    }
+}
+
+/// Sends `sig` to every process the agent may signal except itself: as PID 1
+/// of a PID namespace, that is every other process of the devbox.
+#[allow(unsafe_code)]
+pub fn kill_all(sig: i32) -> io::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions.
+    if unsafe { libc::kill(-1, sig) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,602 @@
+//! The runc bundle of a devbox (`config.json`) and the process specs of
+//! execs, built from the devbox's spec without touching the system.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use devbox_model::{DevboxId, DevboxName, EnvVar, Resources};
+use oci_spec::OciSpecError;
+use oci_spec::runtime::{
+    BoxBuilder, Capability, LinuxBuilder, LinuxCapabilities, LinuxCapabilitiesBuilder,
+    LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder,
+    PosixRlimitBuilder, PosixRlimitType, Process, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder, get_default_maskedpaths, get_default_readonly_paths,
+};
+
+use crate::users::ResolvedUser;
+
+/// Where the agent appears inside every devbox.
+pub const AGENT_PATH: &str = "/.devbox/agent";
+
+/// `PATH` when the image sets none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// `TERM` for a process with a terminal, when none is set.
+pub const DEFAULT_TERM: &str = "xterm-256color";
+
+/// The CFS period; the quota is `cpus` times this.
+const CPU_PERIOD: u64 = 100_000;
+
+/// Open files allowed per process, when the runtime may grant that many.
+pub const NOFILE: u64 = 1_048_576;
+
+/// Docker's default capability set: enough for package managers and
+/// ordinary administration inside the devbox, nothing that reaches the host.
+pub const CAPABILITIES: [Capability; 14] = [
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+/// Everything the bundle is made from.
+#[derive(Debug)]
+pub(crate) struct BundleInput<'a> {
+    pub id: &'a DevboxId,
+    pub hostname: &'a DevboxName,
+    /// The mounted root filesystem.
+    pub rootfs: PathBuf,
+    /// The agent binary on the host.
+    pub agent: PathBuf,
+    /// The directory holding the devbox's hosts, hostname and resolv.conf.
+    pub etc: PathBuf,
+    /// The named network namespace to join.
+    pub netns: PathBuf,
+    pub resources: &'a Resources,
+    pub env: &'a [EnvVar],
+    pub workdir: &'a str,
+    pub user: &'a ResolvedUser,
+    pub command: Option<&'a [String]>,
+    /// The open-file limit (soft and hard).
+    pub nofile: u64,
+}
+
+/// The capabilities of a process running as `uid`. A non-root user gets the
+/// set only as its bounding set, like a login on a normal machine: it holds
+/// no capability unless it executes a program that grants one.
+fn capabilities(uid: u32) -> Result<LinuxCapabilities, OciSpecError> {
+    let all: HashSet<Capability> = CAPABILITIES.into_iter().collect();
+    let held = if uid == 0 {
+        all.clone()
+    } else {
+        HashSet::new()
+    };
+    LinuxCapabilitiesBuilder::default()
+        .bounding(all)
+        .effective(held.clone())
+        .permitted(held)
+        .inheritable(HashSet::new())
+        .ambient(HashSet::new())
+        .build()
+}
+
+/// The environment of a process: `env` in order, then `PATH`, `HOME` and
+/// `extra` for each of them that `env` does not set.
+pub(crate) fn environment(
+    env: &[EnvVar],
+    user: &ResolvedUser,
+    extra: &[(&str, &str)],
+) -> Vec<String> {
+    let mut out: Vec<String> = env.iter().map(ToString::to_string).collect();
+    let has = |out: &[String], key: &str| {
+        out.iter()
+            .any(|e| e.split_once('=').is_some_and(|(k, _)| k == key))
+    };
+    let home = user
+        .home
+        .clone()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| {
+            if user.uid == 0 {
+                "/root".into()
+            } else {
+                "/".into()
+            }
+        });
+    for (key, value) in [("PATH", DEFAULT_PATH), ("HOME", home.as_str())]
+        .into_iter()
+        .chain(extra.iter().copied())
+    {
+        if !has(&out, key) {
+            out.push(format!("{key}={value}"));
+        }
+    }
+    out
+}
+
+/// A working directory as an absolute path; empty means `/`.
+pub(crate) fn workdir(dir: &str) -> Option<PathBuf> {
+    if dir.is_empty() {
+        return Some(PathBuf::from("/"));
+    }
+    Path::new(dir).is_absolute().then(|| PathBuf::from(dir))
+}
+
+fn rlimits(nofile: u64) -> Result<Vec<oci_spec::runtime::PosixRlimit>, OciSpecError> {
+    Ok(vec![
+        PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .soft(nofile)
+            .hard(nofile)
+            .build()?,
+    ])
+}
+
+fn process(
+    args: Vec<String>,
+    env: Vec<String>,
+    cwd: PathBuf,
+    user: &ResolvedUser,
+    terminal: bool,
+    nofile: u64,
+) -> Result<Process, OciSpecError> {
+    let mut u = UserBuilder::default().uid(user.uid).gid(user.gid);
+    if !user.additional_gids.is_empty() {
+        u = u.additional_gids(user.additional_gids.clone());
+    }
+    ProcessBuilder::default()
+        .terminal(terminal)
+        .user(u.build()?)
+        .args(args)
+        .env(env)
+        .cwd(cwd)
+        .capabilities(capabilities(user.uid)?)
+        .rlimits(rlimits(nofile)?)
+        .no_new_privileges(true)
+        .build()
+}
+
+/// The process of a `runc exec`; `tty` is the terminal's size (rows, cols).
+pub(crate) fn exec_process(
+    cmd: &[String],
+    env: &[EnvVar],
+    cwd: PathBuf,
+    user: &ResolvedUser,
+    tty: Option<(u16, u16)>,
+    nofile: u64,
+) -> Result<Process, OciSpecError> {
+    let extra: &[(&str, &str)] = if tty.is_some() {
+        &[("TERM", DEFAULT_TERM)]
+    } else {
+        &[]
+    };
+    let env = environment(env, user, extra);
+    let mut p = process(cmd.to_vec(), env, cwd, user, tty.is_some(), nofile)?;
+    if let Some((rows, cols)) = tty {
+        // runc sizes the terminal before the process starts; without it the
+        // process could read a 0x0 size before runc copies the outer one.
+        p.set_console_size(Some(
+            BoxBuilder::default()
+                .height(u64::from(rows))
+                .width(u64::from(cols))
+                .build()?,
+        ));
+    }
+    Ok(p)
+}
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, OciSpecError> {
+    MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+        .build()
+}
+
+fn bind_ro(dest: &str, source: &Path) -> Result<Mount, OciSpecError> {
+    MountBuilder::default()
+        .destination(dest)
+        .typ("bind")
+        .source(source)
+        .options(
+            ["bind", "ro", "nosuid", "nodev"]
+                .iter()
+                .map(|o| o.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .build()
+}
+
+fn mounts(input: &BundleInput<'_>) -> Result<Vec<Mount>, OciSpecError> {
+    let mut m = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        )?,
+        bind_ro(AGENT_PATH, &input.agent)?,
+    ];
+    for name in ["hosts", "hostname", "resolv.conf"] {
+        m.push(bind_ro(&format!("/etc/{name}"), &input.etc.join(name))?);
+    }
+    Ok(m)
+}
+
+/// The cgroup of a devbox, relative to each hierarchy's root.
+pub fn cgroup_path(id: &DevboxId) -> String {
+    format!("/devbox/{id}")
+}
+
+/// The cgroup limits for `r`.
+pub(crate) fn resources(r: &Resources) -> Result<oci_spec::runtime::LinuxResources, OciSpecError> {
+    let quota = (r.cpus * CPU_PERIOD as f64).round().max(1000.0) as i64;
+    LinuxResourcesBuilder::default()
+        // Deny every device, then runc allows its standard set (null, zero,
+        // full, random, urandom, tty, ptmx, pts): a devbox with CAP_MKNOD
+        // must not open the host's disks.
+        .devices(vec![
+            LinuxDeviceCgroupBuilder::default()
+                .allow(false)
+                .access("rwm")
+                .build()?,
+        ])
+        .cpu(
+            LinuxCpuBuilder::default()
+                .quota(quota)
+                .period(CPU_PERIOD)
+                .build()?,
+        )
+        .memory(
+            LinuxMemoryBuilder::default()
+                .limit(i64::try_from(r.memory.0).unwrap_or(i64::MAX))
+                .build()?,
+        )
+        .pids(
+            LinuxPidsBuilder::default()
+                .limit(i64::from(r.pids))
+                .build()?,
+        )
+        .build()
+}
+
+/// The complete runc spec of a devbox.
+pub(crate) fn spec(input: &BundleInput<'_>) -> Result<Spec, OciSpecError> {
+    let mut args = vec![AGENT_PATH.to_owned(), "--".to_owned()];
+    args.extend(input.command.unwrap_or_default().iter().cloned());
+    let env = environment(
+        input.env,
+        input.user,
+        &[("HOSTNAME", input.hostname.as_str())],
+    );
+    let cwd = workdir(input.workdir).unwrap_or_else(|| PathBuf::from("/"));
+    let ns = |typ| LinuxNamespaceBuilder::default().typ(typ).build();
+    let mut masked = get_default_maskedpaths();
+    masked.push("/sys/devices/virtual/powercap".to_owned());
+    let linux = LinuxBuilder::default()
+        .namespaces(vec![
+            ns(LinuxNamespaceType::Pid)?,
+            ns(LinuxNamespaceType::Mount)?,
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .path(input.netns.clone())
+                .build()?,
+            ns(LinuxNamespaceType::Ipc)?,
+            ns(LinuxNamespaceType::Uts)?,
+        ])
+        .cgroups_path(PathBuf::from(cgroup_path(input.id)))
+        .resources(resources(input.resources)?)
+        .masked_paths(masked)
+        .readonly_paths(get_default_readonly_paths())
+        .seccomp(crate::seccomp::profile()?)
+        .build()?;
+    SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(input.rootfs.clone())
+                .readonly(false)
+                .build()?,
+        )
+        .hostname(input.hostname.as_str())
+        .process(process(args, env, cwd, input.user, false, input.nofile)?)
+        .mounts(mounts(input)?)
+        .linux(linux)
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use devbox_model::ByteSize;
+
+    fn sample(user: &ResolvedUser, command: Option<&[String]>) -> Spec {
+        let id: DevboxId = "0123456789abcdef".parse().unwrap();
+        let name: DevboxName = "web".parse().unwrap();
+        let resources = Resources {
+            cpus: 1.5,
+            memory: ByteSize::mib(512),
+            pids: 100,
+        };
+        let env: Vec<EnvVar> = vec!["FOO=bar".parse().unwrap(), "HOME=/work".parse().unwrap()];
+        spec(&BundleInput {
+            id: &id,
+            hostname: &name,
+            rootfs: "/r/devboxes/0123456789abcdef/rootfs".into(),
+            agent: "/r/bin/devbox-agent".into(),
+            etc: "/r/devboxes/0123456789abcdef/etc".into(),
+            netns: "/var/run/netns/devbox-0123456789abcdef".into(),
+            resources: &resources,
+            env: &env,
+            workdir: "/src",
+            user,
+            command,
+            nofile: NOFILE,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_bundle_isolates_the_devbox() {
+        let s = sample(&ResolvedUser::ROOT, None);
+        let linux = s.linux().as_ref().unwrap();
+        let ns = linux.namespaces().as_ref().unwrap();
+        let types: Vec<_> = ns.iter().map(|n| n.typ()).collect();
+        assert_eq!(
+            types,
+            [
+                LinuxNamespaceType::Pid,
+                LinuxNamespaceType::Mount,
+                LinuxNamespaceType::Network,
+                LinuxNamespaceType::Ipc,
+                LinuxNamespaceType::Uts
+            ]
+        );
+        let net = ns
+            .iter()
+            .find(|n| n.typ() == LinuxNamespaceType::Network)
+            .unwrap();
+        assert_eq!(
+            net.path().as_deref(),
+            Some(Path::new("/var/run/netns/devbox-0123456789abcdef"))
+        );
+        assert_eq!(s.hostname().as_deref(), Some("web"));
+        let p = s.process().as_ref().unwrap();
+        assert_eq!(p.no_new_privileges(), Some(true));
+        let caps = p.capabilities().as_ref().unwrap();
+        let want: HashSet<Capability> = CAPABILITIES.into_iter().collect();
+        assert_eq!(caps.bounding().as_ref(), Some(&want));
+        assert_eq!(caps.effective().as_ref(), Some(&want));
+        assert_eq!(caps.permitted().as_ref(), Some(&want));
+        assert!(caps.inheritable().as_ref().unwrap().is_empty());
+        assert!(!want.contains(&Capability::SysAdmin) && !want.contains(&Capability::NetAdmin));
+        assert!(
+            linux
+                .masked_paths()
+                .as_ref()
+                .unwrap()
+                .contains(&"/proc/kcore".to_owned())
+        );
+        assert!(
+            linux
+                .readonly_paths()
+                .as_ref()
+                .unwrap()
+                .contains(&"/proc/sys".to_owned())
+        );
+        let rl = &p.rlimits().as_ref().unwrap()[0];
+        assert_eq!(
+            (rl.typ(), rl.soft(), rl.hard()),
+            (PosixRlimitType::RlimitNofile, NOFILE, NOFILE)
+        );
+        // The JSON runc reads uses the spec's field names.
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["process"]["noNewPrivileges"], true);
+        assert_eq!(json["linux"]["cgroupsPath"], "/devbox/0123456789abcdef");
+        assert_eq!(json["root"]["readonly"], false);
+        assert_eq!(json["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
+    }
+
+    #[test]
+    fn resources_become_cgroup_limits() {
+        let s = sample(&ResolvedUser::ROOT, None);
+        let r = s.linux().as_ref().unwrap().resources().as_ref().unwrap();
+        let cpu = r.cpu().as_ref().unwrap();
+        assert_eq!((cpu.quota(), cpu.period()), (Some(150_000), Some(100_000)));
+        assert_eq!(
+            r.memory().as_ref().unwrap().limit(),
+            Some(512 * 1024 * 1024)
+        );
+        assert_eq!(r.pids().as_ref().unwrap().limit(), 100);
+        let dev = &r.devices().as_ref().unwrap()[0];
+        assert!(!dev.allow());
+        assert_eq!(dev.access().as_deref(), Some("rwm"));
+        assert_eq!(dev.typ(), None, "the first rule denies every device");
+    }
+
+    #[test]
+    fn mounts_cover_the_kernel_filesystems_and_the_agent() {
+        let s = sample(&ResolvedUser::ROOT, None);
+        let mounts = s.mounts().as_ref().unwrap();
+        let find = |d: &str| {
+            mounts
+                .iter()
+                .find(|m| m.destination() == Path::new(d))
+                .unwrap_or_else(|| panic!("no mount at {d}"))
+        };
+        assert_eq!(find("/proc").typ().as_deref(), Some("proc"));
+        assert_eq!(find("/dev").typ().as_deref(), Some("tmpfs"));
+        let pts = find("/dev/pts").options().clone().unwrap();
+        assert!(pts.contains(&"newinstance".into()) && pts.contains(&"ptmxmode=0666".into()));
+        assert_eq!(find("/dev/shm").typ().as_deref(), Some("tmpfs"));
+        assert_eq!(find("/dev/mqueue").typ().as_deref(), Some("mqueue"));
+        assert!(
+            find("/sys")
+                .options()
+                .clone()
+                .unwrap()
+                .contains(&"ro".into())
+        );
+        assert!(
+            find("/sys/fs/cgroup")
+                .options()
+                .clone()
+                .unwrap()
+                .contains(&"ro".into())
+        );
+        let agent = find(AGENT_PATH);
+        assert_eq!(
+            agent.source().as_deref(),
+            Some(Path::new("/r/bin/devbox-agent"))
+        );
+        assert!(agent.options().clone().unwrap().contains(&"ro".into()));
+        for f in ["hosts", "hostname", "resolv.conf"] {
+            let m = find(&format!("/etc/{f}"));
+            assert_eq!(
+                m.source().clone().unwrap(),
+                Path::new("/r/devboxes/0123456789abcdef/etc").join(f)
+            );
+            assert!(m.options().clone().unwrap().contains(&"ro".into()));
+        }
+    }
+
+    #[test]
+    fn the_agent_runs_the_command_with_the_devbox_environment() {
+        let cmd = ["sh".to_owned(), "-c".to_owned(), "echo hi".to_owned()];
+        let s = sample(&ResolvedUser::ROOT, Some(&cmd));
+        let p = s.process().as_ref().unwrap();
+        assert_eq!(
+            p.args().as_ref().unwrap(),
+            &["/.devbox/agent", "--", "sh", "-c", "echo hi"]
+        );
+        let env = p.env().as_ref().unwrap();
+        assert_eq!(env[0], "FOO=bar");
+        assert!(env.contains(&format!("PATH={DEFAULT_PATH}")));
+        assert!(env.contains(&"HOSTNAME=web".to_owned()));
+        // The devbox's own HOME wins over the user's.
+        assert!(env.contains(&"HOME=/work".to_owned()));
+        assert_eq!(env.iter().filter(|e| e.starts_with("HOME=")).count(), 1);
+        assert!(!env.iter().any(|e| e.starts_with("TERM=")));
+        assert_eq!(p.cwd(), Path::new("/src"));
+        assert_eq!(p.terminal(), Some(false));
+
+        let s = sample(&ResolvedUser::ROOT, None);
+        assert_eq!(
+            s.process().as_ref().unwrap().args().as_ref().unwrap(),
+            &["/.devbox/agent", "--"]
+        );
+    }
+
+    #[test]
+    fn a_non_root_user_holds_no_capabilities() {
+        let user = ResolvedUser {
+            uid: 1000,
+            gid: 100,
+            additional_gids: vec![10, 999],
+            home: Some("/home/dev".into()),
+        };
+        let s = sample(&user, None);
+        let p = s.process().as_ref().unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (1000, 100));
+        assert_eq!(p.user().additional_gids().as_deref(), Some(&[10, 999][..]));
+        let caps = p.capabilities().as_ref().unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 14);
+        assert!(caps.effective().as_ref().unwrap().is_empty());
+        assert!(caps.permitted().as_ref().unwrap().is_empty());
+    }
+
+    #[test]
+    fn exec_processes_get_a_terminal_and_defaults() {
+        let user = ResolvedUser {
+            uid: 1000,
+            gid: 1000,
+            additional_gids: vec![],
+            home: Some("/home/dev".into()),
+        };
+        let cmd = ["bash".to_owned()];
+        let p = exec_process(&cmd, &[], "/".into(), &user, Some((30, 100)), 1024).unwrap();
+        assert_eq!(p.terminal(), Some(true));
+        assert_eq!(p.rlimits().as_ref().unwrap()[0].hard(), 1024);
+        let size = p.console_size().unwrap();
+        assert_eq!((size.height(), size.width()), (30, 100));
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["consoleSize"]["height"], 30);
+        let env = p.env().as_ref().unwrap();
+        assert!(env.contains(&format!("TERM={DEFAULT_TERM}")));
+        assert!(env.contains(&"HOME=/home/dev".to_owned()));
+        assert!(env.contains(&format!("PATH={DEFAULT_PATH}")));
+        let p = exec_process(
+            &cmd,
+            &["TERM=dumb".parse().unwrap()],
+            "/".into(),
+            &user,
+            Some((24, 80)),
+            1024,
+        )
+        .unwrap();
+        let env = p.env().as_ref().unwrap();
+        assert_eq!(
+            env.iter()
+                .filter(|e| e.starts_with("TERM="))
+                .collect::<Vec<_>>(),
+            ["TERM=dumb"]
+        );
+    }
+
+    #[test]
+    fn working_directories_must_be_absolute() {
+        assert_eq!(workdir(""), Some(PathBuf::from("/")));
+        assert_eq!(workdir("/src"), Some(PathBuf::from("/src")));
+        assert_eq!(workdir("src"), None);
+    }
+}

@@ -1,0 +1,411 @@
+//! A process started in a devbox with `runc exec`, and its terminal.
+//!
+//! runc runs in the foreground for the whole life of the process: it
+//! forwards the signals it receives to the process and exits with the
+//! process's status (128 + n when a signal n killed it). With a terminal,
+//! runc needs one on its own side too: the runtime opens a pseudo-terminal
+//! pair, hands the replica to runc as its standard streams, and keeps the
+//! controller as the [`Pty`]. runc copies between that terminal and the one
+//! it allocates inside the devbox, and on SIGWINCH copies the window size
+//! across, which is how [`PtyResizer::resize`] reaches the process.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use devbox_model::DevboxId;
+use rustix::process::{Pid, PidfdFlags};
+use rustix::termios::{OptionalActions, Winsize};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+
+use crate::error::RuntimeError;
+use crate::runtime::Signal;
+
+/// A running exec.
+#[derive(Debug)]
+pub struct ExecProcess {
+    id: DevboxId,
+    child: Child,
+    /// A pidfd of the runc process: signals reach runc and never a process
+    /// that reused its PID.
+    runc: Arc<OwnedFd>,
+    pty: Option<Pty>,
+    /// Where runc writes the PID of the process it started.
+    pid_file: PathBuf,
+    process_file: PathBuf,
+    code: Option<i32>,
+}
+
+/// The controller side of an exec's terminal: read the process's output,
+/// write its input. Non-blocking, driven by tokio.
+#[derive(Debug)]
+pub struct Pty {
+    fd: Arc<AsyncFd<OwnedFd>>,
+    resizer: PtyResizer,
+}
+
+/// Changes the window size of an exec's terminal; cheap to clone and usable
+/// while another task reads and writes the [`Pty`].
+#[derive(Debug, Clone)]
+pub struct PtyResizer {
+    id: DevboxId,
+    fd: Arc<AsyncFd<OwnedFd>>,
+    runc: Arc<OwnedFd>,
+}
+
+/// Delivers signals to an exec; cheap to clone and usable while another
+/// task waits for the process.
+#[derive(Debug, Clone)]
+pub struct ExecSignaller {
+    id: DevboxId,
+    runc: Arc<OwnedFd>,
+    pid_file: PathBuf,
+}
+
+fn exec_err<'a>(id: &'a DevboxId, op: &'static str) -> impl FnOnce(io::Error) -> RuntimeError + 'a {
+    move |source| RuntimeError::Exec {
+        id: id.clone(),
+        op,
+        source,
+    }
+}
+
+/// Opens a pseudo-terminal pair of the given size: the controller,
+/// non-blocking, and the replica, in raw mode (runc sets raw mode too, but
+/// only once it runs; input written before must not be echoed or
+/// translated by this outer terminal).
+fn open_pty(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let controller = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    grantpt(&controller)?;
+    unlockpt(&controller)?;
+    let name = ptsname(&controller, Vec::new())?;
+    let replica = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut attrs = rustix::termios::tcgetattr(&replica)?;
+    attrs.make_raw();
+    rustix::termios::tcsetattr(&replica, OptionalActions::Now, &attrs)?;
+    rustix::termios::tcsetwinsize(&controller, winsize(rows, cols))?;
+    rustix::io::ioctl_fionbio(&controller, true)?;
+    Ok((controller, replica))
+}
+
+fn winsize(rows: u16, cols: u16) -> Winsize {
+    Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
+
+impl ExecProcess {
+    /// Spawns `cmd` (a `runc exec`), on a new terminal when `tty` is given.
+    pub(crate) fn spawn(
+        id: &DevboxId,
+        mut cmd: Command,
+        tty: Option<(u16, u16)>,
+        process_file: PathBuf,
+        pid_file: PathBuf,
+    ) -> Result<Self, RuntimeError> {
+        let controller = match tty {
+            Some((rows, cols)) => {
+                let (controller, replica) =
+                    open_pty(rows, cols).map_err(|source| RuntimeError::Pty {
+                        id: id.clone(),
+                        source,
+                    })?;
+                let dup = |fd: &OwnedFd| {
+                    fd.try_clone().map_err(|source| RuntimeError::Pty {
+                        id: id.clone(),
+                        source,
+                    })
+                };
+                cmd.stdin(Stdio::from(dup(&replica)?))
+                    .stdout(Stdio::from(dup(&replica)?))
+                    .stderr(Stdio::from(replica));
+                Some(controller)
+            }
+            None => {
+                cmd.stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                None
+            }
+        };
+        // The command, and with it this process's copies of the replica, is
+        // dropped once spawned: the controller then reads EOF (EIO) as soon
+        // as runc exits.
+        let child = cmd.spawn().map_err(exec_err(id, "run runc exec"))?;
+        let pid = child
+            .id()
+            .and_then(|p| Pid::from_raw(p as i32))
+            .expect("a child that was not waited for has a pid");
+        // The child has not been waited for, so the PID is still runc's.
+        let runc = Arc::new(
+            rustix::process::pidfd_open(pid, PidfdFlags::empty())
+                .map_err(|e| exec_err(id, "open a pidfd for runc exec")(e.into()))?,
+        );
+        let pty = match controller {
+            Some(fd) => {
+                let fd = Arc::new(
+                    crate::sys::async_fd(fd).map_err(exec_err(id, "register the terminal"))?,
+                );
+                Some(Pty {
+                    fd: fd.clone(),
+                    resizer: PtyResizer {
+                        id: id.clone(),
+                        fd,
+                        runc: runc.clone(),
+                    },
+                })
+            }
+            None => None,
+        };
+        Ok(Self {
+            id: id.clone(),
+            child,
+            runc,
+            pty,
+            pid_file,
+            process_file,
+            code: None,
+        })
+    }
+
+    /// The process's standard input (without a terminal).
+    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
+        self.child.stdin.take()
+    }
+
+    /// The process's standard output (without a terminal).
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.child.stdout.take()
+    }
+
+    /// The process's standard error (without a terminal).
+    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
+        self.child.stderr.take()
+    }
+
+    /// The terminal (with a terminal): input and output in one stream.
+    pub fn take_pty(&mut self) -> Option<Pty> {
+        self.pty.take()
+    }
+
+    /// A handle that delivers signals while another task waits.
+    pub fn signaller(&self) -> ExecSignaller {
+        ExecSignaller {
+            id: self.id.clone(),
+            runc: self.runc.clone(),
+            pid_file: self.pid_file.clone(),
+        }
+    }
+
+    /// Delivers `sig` to the process. A process that has ended already is
+    /// not an error.
+    pub fn signal(&self, sig: Signal) -> Result<(), RuntimeError> {
+        self.signaller().signal(sig)
+    }
+
+    /// Waits for the process to end and returns its exit code: its status,
+    /// or 128 + n when signal n killed it. Cancel-safe; after it returned,
+    /// it returns the same code again.
+    pub async fn wait(&mut self) -> Result<i32, RuntimeError> {
+        if let Some(code) = self.code {
+            return Ok(code);
+        }
+        let status = self
+            .child
+            .wait()
+            .await
+            .map_err(exec_err(&self.id, "wait for runc exec"))?;
+        let code = exit_code(status);
+        self.code = Some(code);
+        self.clean_files();
+        Ok(code)
+    }
+
+    fn clean_files(&self) {
+        let _ = fs::remove_file(&self.process_file);
+        let _ = fs::remove_file(&self.pid_file);
+    }
+}
+
+/// The exit code of a finished process, shell style.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}
+
+impl Drop for ExecProcess {
+    /// An exec dropped before it ended is killed: nobody reads its output
+    /// any more. runc itself then exits and tokio reaps it.
+    fn drop(&mut self) {
+        if self.code.is_none() && matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.signal(Signal::Kill);
+        }
+        self.clean_files();
+    }
+}
+
+impl ExecSignaller {
+    /// See [`ExecProcess::signal`].
+    pub fn signal(&self, sig: Signal) -> Result<(), RuntimeError> {
+        if sig == Signal::Kill {
+            // runc cannot forward SIGKILL, which it cannot catch: kill the
+            // process itself. Killing runc as well ends the exec at once
+            // when the process is not yet known.
+            if let Some(pid) = fs::read_to_string(&self.pid_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+                .and_then(Pid::from_raw)
+            {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                return Ok(());
+            }
+        }
+        match rustix::process::pidfd_send_signal(&*self.runc, sig.to_rustix()) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(e) => Err(exec_err(&self.id, "signal runc exec")(e.into())),
+        }
+    }
+}
+
+impl Pty {
+    /// A handle that resizes this terminal.
+    pub fn resizer(&self) -> PtyResizer {
+        self.resizer.clone()
+    }
+}
+
+impl PtyResizer {
+    /// Sets the terminal's window size; the process sees SIGWINCH.
+    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), RuntimeError> {
+        rustix::termios::tcsetwinsize(self.fd.get_ref(), winsize(rows, cols))
+            .map_err(|e| exec_err(&self.id, "resize the terminal")(e.into()))?;
+        // The outer terminal is not runc's controlling terminal, so the
+        // kernel does not notify runc; it copies the size inward on SIGWINCH.
+        match rustix::process::pidfd_send_signal(&*self.runc, rustix::process::Signal::WINCH) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(e) => Err(exec_err(&self.id, "signal runc exec")(e.into())),
+        }
+    }
+}
+
+impl AsyncRead for Pty {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            let mut guard = ready!(self.fd.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match guard.try_io(|fd| {
+                rustix::io::read(fd.get_ref().as_fd(), &mut *unfilled).map_err(io::Error::from)
+            }) {
+                Ok(Ok(n)) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                // Once every replica is closed (runc exited), Linux reports
+                // EIO: that is the end of the stream.
+                Ok(Err(e)) if e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) => {
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Pty {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let mut guard = ready!(self.fd.poll_write_ready(cx))?;
+            match guard
+                .try_io(|fd| rustix::io::write(fd.get_ref().as_fd(), data).map_err(io::Error::from))
+            {
+                Ok(r) => return Poll::Ready(r),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn exit_codes_follow_the_shell_convention() {
+        assert_eq!(exit_code(ExitStatus::from_raw(3 << 8)), 3);
+        assert_eq!(exit_code(ExitStatus::from_raw(9)), 137);
+        assert_eq!(exit_code(ExitStatus::from_raw(15)), 143);
+    }
+
+    #[tokio::test]
+    async fn a_pty_carries_bytes_both_ways_and_has_its_size() {
+        let (controller, replica) = open_pty(24, 80).unwrap();
+        let size = rustix::termios::tcgetwinsize(&replica).unwrap();
+        assert_eq!((size.ws_row, size.ws_col), (24, 80));
+        let fd = Arc::new(crate::sys::async_fd(controller).unwrap());
+        let mut pty = Pty {
+            fd: fd.clone(),
+            resizer: PtyResizer {
+                id: "0123456789abcdef".parse().unwrap(),
+                fd,
+                runc: Arc::new(
+                    rustix::process::pidfd_open(rustix::process::getpid(), PidfdFlags::empty())
+                        .unwrap(),
+                ),
+            },
+        };
+        pty.write_all(b"ping\n").await.unwrap();
+        let mut got = [0u8; 5];
+        let mut r = fs::File::from(replica.try_clone().unwrap());
+        io::Read::read_exact(&mut r, &mut got).unwrap();
+        // Raw mode: no echo, no translation.
+        assert_eq!(&got, b"ping\n");
+        io::Write::write_all(&mut r, b"pong").unwrap();
+        let mut back = [0u8; 4];
+        pty.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"pong");
+        drop(r);
+        drop(replica);
+        let mut rest = Vec::new();
+        pty.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "EIO after the replica closed reads as EOF");
+    }
+}

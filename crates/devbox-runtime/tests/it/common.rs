@@ -1,0 +1,320 @@
+//! Shared helpers: prerequisites, a busybox image, runtimes and execs.
+
+use std::io::Read;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use devbox_layer::compression::Compression;
+use devbox_layer::digest::{Digest, HashingReader};
+use devbox_model::{ByteSize, DevboxId, Resources};
+use devbox_runtime::{ExecSpec, LayerStore, LocalRuntime, Runtime, RuntimeConfig, StartSpec};
+use tokio::io::AsyncReadExt;
+
+pub const BRIDGE: &str = "dbxtest0";
+pub const SUBNET: &str = "10.78.0.0/24";
+pub const GATEWAY: &str = "10.78.0.1";
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Applets linked in the test image, as `busybox --install -s` would.
+const APPLETS: &[&str] = &[
+    "sh", "echo", "cat", "ls", "sleep", "ip", "ping", "hostname", "id", "ps", "touch", "rm",
+    "mkdir", "stty", "test", "true", "false", "wc", "env", "kill", "grep", "unshare",
+];
+
+/// Fails with a clear message when a prerequisite of these tests is missing.
+pub fn require_prerequisites() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the runtime's integration tests must run as root"
+    );
+    for (tool, package) in [
+        ("runc", "runc"),
+        ("iptables", "iptables"),
+        ("ip", "iproute2"),
+    ] {
+        let found = ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+            .iter()
+            .any(|d| Path::new(d).join(tool).exists());
+        assert!(found, "{tool} is missing: apt-get install {package}");
+    }
+    assert!(
+        Path::new(BUSYBOX).exists(),
+        "{BUSYBOX} is missing: apt-get install busybox-static"
+    );
+}
+
+/// A fresh devbox ID, unique across concurrent test runs.
+pub fn new_id() -> DevboxId {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let n = nanos
+        ^ (u64::from(std::process::id()) << 40)
+        ^ SEQ
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    DevboxId::from_random(n.to_be_bytes())
+}
+
+/// Removes the devboxes of a test that panicked, so a failing test leaves
+/// no container, mount or network device on the machine. Declare it after
+/// the temporary root, so it runs first.
+pub struct Cleanup<'a> {
+    pub rt: &'a LocalRuntime,
+    pub ids: Vec<DevboxId>,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        // The test's own runtime is unwinding; remove on a fresh one.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                for id in &self.ids {
+                    if let Err(e) = rt.block_on(self.rt.remove(id)) {
+                        eprintln!("cleanup of devbox {id} failed: {e}");
+                    }
+                }
+            });
+        });
+    }
+}
+
+/// A temporary runtime root, removed at the end of the test.
+pub fn temp_root() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("devbox-runtime-it-")
+        .tempdir()
+        .unwrap()
+}
+
+pub fn config(root: &Path) -> RuntimeConfig {
+    let mut c = RuntimeConfig::new(root);
+    c.bridge = BRIDGE.to_owned();
+    c.subnet = SUBNET.parse().unwrap();
+    c
+}
+
+pub async fn runtime(root: &Path) -> LocalRuntime {
+    require_prerequisites();
+    LocalRuntime::new(config(root))
+        .await
+        .expect("create the runtime")
+}
+
+/// Writes a minimal busybox root filesystem into `dir`.
+pub fn busybox_rootfs(dir: &Path) {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    for d in ["bin", "etc", "root", "tmp", "home/dev"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::copy(BUSYBOX, dir.join("bin/busybox")).unwrap();
+    for applet in APPLETS {
+        symlink("/bin/busybox", dir.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\n\
+         dev:x:1000:1000:Dev:/home/dev:/bin/sh\n\
+         nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("etc/group"),
+        "root:x:0:\nwheel:x:10:dev\ndev:x:1000:\nnogroup:x:65534:\n",
+    )
+    .unwrap();
+    std::os::unix::fs::chown(dir.join("home/dev"), Some(1000), Some(1000)).unwrap();
+}
+
+/// The sha256 of a byte string, as a digest.
+pub fn sha256(bytes: &[u8]) -> Digest {
+    let mut r = HashingReader::new(bytes);
+    std::io::copy(&mut r, &mut std::io::sink()).unwrap();
+    r.finish().0
+}
+
+/// Packs a directory as an uncompressed layer tar.
+pub fn pack(dir: &Path) -> Vec<u8> {
+    let mut tar = Vec::new();
+    devbox_layer::pack::pack_dir(
+        dir,
+        &mut tar,
+        &devbox_layer::pack::PackOptions { overlay: false },
+    )
+    .expect("pack the directory");
+    tar
+}
+
+/// Builds the busybox image and puts its single layer in `store`.
+pub fn busybox_layer(store: &LayerStore) -> Digest {
+    let src = tempfile::tempdir().unwrap();
+    busybox_rootfs(src.path());
+    let tar = pack(src.path());
+    let diff_id = sha256(&tar);
+    store
+        .unpack(&diff_id, &tar[..], Compression::None)
+        .expect("unpack the busybox layer");
+    diff_id
+}
+
+pub fn start_spec(id: &DevboxId, name: &str, layer: &Digest, ip: &str) -> StartSpec {
+    StartSpec {
+        id: id.clone(),
+        hostname: name.parse().unwrap(),
+        layers: vec![layer.clone()],
+        ip: ip.parse::<Ipv4Addr>().unwrap(),
+        resources: Resources {
+            cpus: 1.0,
+            memory: ByteSize::mib(256),
+            pids: 512,
+        },
+        env: vec!["FOO=bar".parse().unwrap()],
+        workdir: "/".to_owned(),
+        user: None,
+        command: None,
+    }
+}
+
+/// What an exec printed and how it ended.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs a command in the devbox as `user` and collects its output.
+pub async fn exec_as(rt: &LocalRuntime, id: &DevboxId, user: Option<&str>, cmd: &[&str]) -> Output {
+    let spec = ExecSpec {
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        user: user.map(str::to_owned),
+        ..ExecSpec::default()
+    };
+    let mut p = rt.exec(id, &spec).await.expect("start the exec");
+    drop(p.take_stdin());
+    let mut out = p.take_stdout().unwrap();
+    let mut err = p.take_stderr().unwrap();
+    let collect = async {
+        let (mut o, mut e) = (String::new(), String::new());
+        let (a, b) = tokio::join!(out.read_to_string(&mut o), err.read_to_string(&mut e));
+        a.unwrap();
+        b.unwrap();
+        let code = p.wait().await.unwrap();
+        Output {
+            code,
+            stdout: o,
+            stderr: e,
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), collect)
+        .await
+        .unwrap_or_else(|_| panic!("{cmd:?} did not finish within a minute"))
+}
+
+pub async fn exec(rt: &LocalRuntime, id: &DevboxId, cmd: &[&str]) -> Output {
+    exec_as(rt, id, None, cmd).await
+}
+
+/// Asserts that nothing of the devbox is left on the machine: no mount under
+/// the runtime's root, no cgroup, no network namespace, no veth, no
+/// container, no directory.
+pub fn assert_nothing_left(root: &Path, id: &DevboxId) {
+    let root = std::fs::canonicalize(root).unwrap();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for line in mountinfo.lines() {
+        let mount_point = line.split(' ').nth(4).unwrap_or("");
+        assert!(
+            !Path::new(mount_point).starts_with(&root),
+            "a mount is left under the root: {line}"
+        );
+    }
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap() {
+        let dir: PathBuf = hierarchy.unwrap().path().join("devbox").join(id.as_str());
+        assert!(!dir.exists(), "a cgroup is left: {}", dir.display());
+    }
+    let netns = devbox_runtime::netns_path(id);
+    assert!(
+        !netns.exists(),
+        "the network namespace is left: {}",
+        netns.display()
+    );
+    let veth = Path::new("/sys/class/net").join(devbox_runtime::veth_name(id));
+    assert!(!veth.exists(), "the veth is left: {}", veth.display());
+    let state = root.join("runc").join(id.as_str());
+    assert!(
+        !state.exists(),
+        "runc still knows the container: {}",
+        state.display()
+    );
+    let dir = root.join("devboxes").join(id.as_str());
+    assert!(
+        !dir.exists(),
+        "the devbox directory is left: {}",
+        dir.display()
+    );
+}
+
+/// Reads from `r` until `needle` appears, or fails after `limit`.
+pub async fn read_until(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    seen: &mut Vec<u8>,
+    needle: &str,
+    limit: Duration,
+) {
+    if let Err(e) = try_read_until(r, seen, needle, limit).await {
+        panic!("{e}");
+    }
+}
+
+/// Reads from `r` until `needle` appears; an error after `limit` or at the
+/// end of the stream.
+pub async fn try_read_until(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    seen: &mut Vec<u8>,
+    needle: &str,
+    limit: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(seen).contains(needle) {
+        let text = || String::from_utf8_lossy(seen).into_owned();
+        let n = match tokio::time::timeout_at(deadline, r.read(&mut buf)).await {
+            Ok(read) => read.map_err(|e| format!("read: {e}"))?,
+            Err(_) => {
+                return Err(format!(
+                    "{needle:?} did not appear within {limit:?}; got {:?}",
+                    text()
+                ));
+            }
+        };
+        if n == 0 {
+            return Err(format!(
+                "the stream ended before {needle:?}; got {:?}",
+                text()
+            ));
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    Ok(())
+}
+
+/// Reads a whole file of the console log, or an empty string.
+pub fn read_log(path: &Path) -> String {
+    let mut s = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        f.read_to_string(&mut s).unwrap();
+    }
+    s
+}
