@@ -83,7 +83,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let runtime = LocalRuntime::new(RuntimeConfig {
         root: data.join("runtime"),
         runc,
-        subnet: subnet.clone(),
+        subnet,
         bridge: config
             .bridge
             .clone()

@@ -205,7 +205,7 @@ fn a_rootfs_directory_is_archived_on_the_fly() {
     let body = &seen.imports[0].1;
     assert_eq!(
         tar_names(body),
-        ["bin", "etc", "bin/busybox", "bin/sh", "etc/hostname"]
+        ["bin/", "bin/busybox", "bin/sh", "etc/", "etc/hostname"]
     );
     let mut ar = tar::Archive::new(&body[..]);
     let mut host = ar
@@ -234,11 +234,11 @@ fn an_oci_layout_directory_is_sent_as_it_is() {
     assert_eq!(
         tar_names(&seen.imports[0].1),
         [
-            "blobs",
+            "blobs/",
+            "blobs/sha256/",
+            "blobs/sha256/abc",
             "index.json",
-            "oci-layout",
-            "blobs/sha256",
-            "blobs/sha256/abc"
+            "oci-layout"
         ]
     );
 }

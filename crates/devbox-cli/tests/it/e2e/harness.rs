@@ -207,11 +207,19 @@ impl Server {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("devbox {} did not finish in {CLI_TIMEOUT:?}; server log:\n{}", args.join(" "), self.log());
+                panic!(
+                    "devbox {} did not finish in {CLI_TIMEOUT:?}; server log:\n{}",
+                    args.join(" "),
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+        Output {
+            status,
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
+        }
     }
 
     /// Runs the CLI and returns its stdout, failing the test on a non-zero exit.
