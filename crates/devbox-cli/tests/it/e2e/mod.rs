@@ -5,4 +5,5 @@ mod errors;
 mod harness;
 mod lifecycle;
 mod pty;
+mod pull;
 mod restart;
