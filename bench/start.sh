@@ -23,6 +23,10 @@ cleanup() {
     podman rm -f devbox-bench >/dev/null 2>&1 || true
     podman rmi -f localhost/devbox-bench:latest >/dev/null 2>&1 || true
     ip link del dbxbench0 2>/dev/null || true
+    iptables -t nat -D POSTROUTING -s 10.76.0.0/24 ! -o dbxbench0 -j MASQUERADE 2>/dev/null || true
+    iptables -D FORWARD -j DEVBOX-dbxbench0 2>/dev/null || true
+    iptables -F DEVBOX-dbxbench0 2>/dev/null || true
+    iptables -X DEVBOX-dbxbench0 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -304,6 +304,10 @@ impl Drop for Server {
                 "MASQUERADE",
             ])
             .output();
+        let chain = format!("DEVBOX-{}", self.bridge);
+        let _ = Command::new("iptables").args(["-D", "FORWARD", "-j", &chain]).output();
+        let _ = Command::new("iptables").args(["-F", &chain]).output();
+        let _ = Command::new("iptables").args(["-X", &chain]).output();
     }
 }
 
