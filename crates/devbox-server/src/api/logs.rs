@@ -85,7 +85,7 @@ pub async fn logs(
         return Ok((headers, first).into_response());
     }
     let stream = futures::stream::unfold(
-        (Some(first), offset, state, devbox.id, path),
+        (Some(first), offset, state, (devbox.name, devbox.id), path),
         |(pending, offset, state, id, path)| async move {
             if let Some(first) = pending {
                 return Some((
@@ -103,12 +103,9 @@ pub async fn logs(
                     Err(e) => return Some((Err(e), (None, offset, state, id, path))),
                 }
                 // End the stream once the devbox is gone.
-                let exists = state
-                    .store
-                    .list_devboxes()
-                    .await
-                    .map(|l| l.iter().any(|d| d.id == id));
-                if !matches!(exists, Ok(true)) {
+                let (name, devbox_id) = &id;
+                let current = state.store.get_devbox(name).await;
+                if !matches!(current, Ok(Some(d)) if d.id == *devbox_id) {
                     return None;
                 }
             }

@@ -305,7 +305,9 @@ impl Drop for Server {
             ])
             .output();
         let chain = format!("DEVBOX-{}", self.bridge);
-        let _ = Command::new("iptables").args(["-D", "FORWARD", "-j", &chain]).output();
+        let _ = Command::new("iptables")
+            .args(["-D", "FORWARD", "-j", &chain])
+            .output();
         let _ = Command::new("iptables").args(["-F", &chain]).output();
         let _ = Command::new("iptables").args(["-X", &chain]).output();
     }
