@@ -257,6 +257,34 @@ impl Server {
             .unwrap()
     }
 
+    /// Runs `devbox logs -f NAME` in the background.
+    pub fn follow_logs(&self, name: &str) -> Follower {
+        use std::io::Read;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_devbox"))
+            .args(["logs", "-f", name])
+            .env("DEVBOX_URL", &self.url)
+            .env("DEVBOX_DATA_DIR", self.data.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = text.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Follower { child, text }
+    }
+
     /// Imports a busybox rootfs as `name`.
     pub fn import_busybox(&self, name: &str) {
         let dir = tempfile::tempdir().unwrap();
@@ -268,6 +296,38 @@ impl Server {
             "--name",
             name,
         ]);
+    }
+}
+
+/// A `devbox logs -f` running in the background; killed on drop.
+#[derive(Debug)]
+pub struct Follower {
+    child: Child,
+    text: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Follower {
+    pub fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+
+    /// Waits up to 30 s until `needle` was printed `times` times.
+    pub fn wait_for(&self, needle: &str, times: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.text().matches(needle).count() >= times {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -94,7 +94,15 @@ fn a_devbox_keeps_its_files_across_stop_and_start_and_leaves_nothing_when_delete
     s.ok(&["start", "web"]);
     s.ok(&["start", "web"]); // idempotent
     assert_eq!(s.ok(&["exec", "web", "--", "cat", "/root/x"]), "hi\n");
+    // A followed log shows what the next start writes.
+    let follower = s.follow_logs("web");
     s.ok(&["restart", "web"]);
+    let seen = follower.wait_for("started with FOO=bar", 2);
+    assert!(
+        seen,
+        "devbox logs -f did not show the restart's output: {}",
+        follower.text()
+    );
     assert_eq!(s.ok(&["exec", "web", "--", "cat", "/root/x"]), "hi\n");
 
     let list = s.json(&["ls", "--json"]);
