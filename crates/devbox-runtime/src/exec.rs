@@ -231,7 +231,17 @@ impl ExecProcess {
             .wait()
             .await
             .map_err(exec_err(&self.id, "wait for runc exec"))?;
-        let code = exit_code(status);
+        let mut code = exit_code(status);
+        // runc exits 255 when it could not start the program at all; its log
+        // tells that apart from a program that exited 255 itself.
+        if code == 255 {
+            let log =
+                fs::read_to_string(crate::runc::exec_log_path(&self.pid_file)).unwrap_or_default();
+            if let Some((mapped, message)) = crate::runc::exec_failure_code(&log) {
+                tracing::debug!(devbox = %self.id, "exec failed to start: {message}");
+                code = mapped;
+            }
+        }
         self.code = Some(code);
         self.clean_files();
         Ok(code)
@@ -240,6 +250,7 @@ impl ExecProcess {
     fn clean_files(&self) {
         let _ = fs::remove_file(&self.process_file);
         let _ = fs::remove_file(&self.pid_file);
+        let _ = fs::remove_file(crate::runc::exec_log_path(&self.pid_file));
     }
 }
 

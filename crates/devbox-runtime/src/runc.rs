@@ -49,6 +49,27 @@ struct LogLine {
 }
 
 /// The messages runc logged at error level (its log is JSON lines).
+/// Where runc's own messages about an exec go, beside its pid file.
+pub(crate) fn exec_log_path(pid_file: &Path) -> PathBuf {
+    pid_file.with_extension("log")
+}
+
+/// The shell-style exit code for an exec that runc could not start, from
+/// runc's log: 127 when the program does not exist, 126 when it cannot be
+/// run. `None` when runc logged no error (the program itself exited).
+pub(crate) fn exec_failure_code(log: &str) -> Option<(i32, String)> {
+    let errors = log_errors(log);
+    let message = errors.last()?.clone();
+    let code = if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
+        127
+    } else {
+        126
+    };
+    Some((code, message))
+}
+
 pub(crate) fn log_errors(log: &str) -> Vec<String> {
     log.lines()
         .filter_map(|l| serde_json::from_str::<LogLine>(l).ok())
@@ -200,6 +221,9 @@ impl Runc {
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--root")
             .arg(&self.root)
+            .arg("--log")
+            .arg(exec_log_path(pid_file))
+            .args(["--log-format", "json"])
             .arg("exec")
             .arg("--process")
             .arg(process)
@@ -245,6 +269,19 @@ impl Runc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_execs_map_to_shell_exit_codes() {
+        let missing = r#"{"level":"error","msg":"exec failed: unable to start container process: exec: \"nosuchcmd\": executable file not found in $PATH","time":"x"}"#;
+        assert_eq!(exec_failure_code(missing).map(|(c, _)| c), Some(127));
+        let denied = r#"{"level":"error","msg":"exec failed: unable to start container process: exec: \"/etc/passwd\": permission denied","time":"x"}"#;
+        assert_eq!(exec_failure_code(denied).map(|(c, _)| c), Some(126));
+        assert_eq!(exec_failure_code(""), None);
+        assert_eq!(
+            exec_failure_code(r#"{"level":"info","msg":"ok","time":"x"}"#),
+            None
+        );
+    }
 
     #[test]
     fn states_parse() {

@@ -57,6 +57,23 @@ fn a_devbox_keeps_its_files_across_stop_and_start_and_leaves_nothing_when_delete
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
 
+    // A program that does not exist is 127, one that cannot run 126, as in a shell.
+    let out = s.cli(&["exec", "web", "--", "nosuchcmd"]);
+    assert_eq!(
+        out.status.code(),
+        Some(127),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nosuchcmd"));
+    let out = s.cli(&["exec", "web", "--", "/etc/os-release"]);
+    assert_eq!(
+        out.status.code(),
+        Some(126),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // Standard input reaches the command with -i.
     let out = s.cli_with_stdin(&["exec", "-i", "web", "--", "cat"], b"piped input\n");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped input\n");
