@@ -22,3 +22,63 @@ fn a_running_devbox_survives_a_server_killed_with_sigkill() {
     s.ok(&["start", "db"]);
     assert_eq!(s.ok(&["exec", "db", "--", "cat", "/root/state"]), "kept\n");
 }
+
+/// Sets a devbox's persisted state while the server is down, as a crash in
+/// the middle of an operation would leave it.
+async fn set_state(s: &Server, name: &str, state: devbox_model::State) {
+    use devbox_store::Store;
+    let store = devbox_store::SqliteStore::open(&s.data.path().join("devbox.db")).unwrap();
+    let devbox = store
+        .get_devbox(&name.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    store.set_state(&devbox.id, state, None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn operations_cut_short_by_a_crash_are_finished_or_rolled_back() {
+    use devbox_model::State;
+    let mut s = Server::start();
+    s.import_busybox("base:1");
+    for name in ["stopping", "starting", "deleting", "creating"] {
+        s.ok(&["create", name, "--image", "base:1"]);
+    }
+    s.ok(&["start", "stopping"]);
+    s.ok(&["start", "deleting"]);
+    let deleting_id = s.json(&["show", "deleting", "--json"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    s.kill9();
+    set_state(&s, "stopping", State::Stopping).await;
+    set_state(&s, "starting", State::Starting).await;
+    set_state(&s, "deleting", State::Deleting).await;
+    set_state(&s, "creating", State::Creating).await;
+    s.spawn();
+
+    // A stop that was under way is finished: the container is gone.
+    assert_eq!(s.json(&["show", "stopping", "--json"])["state"], "stopped");
+    let out = s.cli(&["exec", "stopping", "--", "true"]);
+    assert!(!out.status.success());
+    // A start that had not produced a container is rolled back.
+    assert_eq!(s.json(&["show", "starting", "--json"])["state"], "stopped");
+    // A delete is finished, leaving nothing behind.
+    let out = s.cli(&["show", "deleting"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let left = super::harness::leftovers(&s, &deleting_id);
+    assert!(left.is_empty(), "recovered delete left behind: {left:?}");
+    // A create is finished.
+    assert_eq!(s.json(&["show", "creating", "--json"])["state"], "stopped");
+    // And every recovered devbox works.
+    for name in ["stopping", "starting", "creating"] {
+        s.ok(&["start", name]);
+        s.ok(&["exec", name, "--", "true"]);
+    }
+}
