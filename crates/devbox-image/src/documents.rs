@@ -91,6 +91,23 @@ pub struct ManifestParts {
     pub layers: Vec<LayerDesc>,
 }
 
+impl ManifestParts {
+    /// The event announcing the layers of the manifest `digest`.
+    pub fn resolved_event(&self, digest: &str) -> devbox_model::api::ProgressEvent {
+        devbox_model::api::ProgressEvent::Resolved {
+            digest: digest.to_owned(),
+            layers: self
+                .layers
+                .iter()
+                .map(|l| devbox_model::api::LayerInfo {
+                    digest: l.digest.to_string(),
+                    size: l.size,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Checks a manifest's config and layer descriptors.
 pub fn manifest_parts(what: &str, m: &ImageManifest) -> Result<ManifestParts, ImageError> {
     let config_type = m.config().media_type().to_string();

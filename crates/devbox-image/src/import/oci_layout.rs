@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use devbox_layer::digest::Digest;
-use devbox_model::api::{LayerInfo, ProgressEvent};
+use devbox_model::api::ProgressEvent;
 use futures::{StreamExt, TryStreamExt};
 use oci_spec::image::{Descriptor, ImageIndex};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -77,17 +77,7 @@ pub(crate) async fn import(
     };
     let what = format!("manifest {digest}");
     let parts = documents::manifest_parts(&what, &manifest)?;
-    progress(ProgressEvent::Resolved {
-        digest: digest.to_string(),
-        layers: parts
-            .layers
-            .iter()
-            .map(|l| LayerInfo {
-                digest: l.digest.to_string(),
-                size: l.size,
-            })
-            .collect(),
-    });
+    progress(parts.resolved_event(&digest.to_string()));
 
     let config = read_blob(&index, &parts.config, parts.config_size, MAX_CONFIG).await?;
     let diff_ids = documents::parse_config(&format!("config {}", parts.config), &config)?.diff_ids;

@@ -14,7 +14,7 @@ pub mod naming;
 
 use bytes::Bytes;
 use devbox_layer::digest::Digest;
-use devbox_model::api::{Image, LayerInfo, ProgressEvent, PullRequest};
+use devbox_model::api::{Image, ProgressEvent, PullRequest};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::header::CONTENT_TYPE;
 
@@ -61,17 +61,7 @@ pub(crate) async fn pull(
 
     let (digest, media_type, content, parts) =
         fetch_manifest(&client, &wanted, pinned.as_ref()).await?;
-    progress(ProgressEvent::Resolved {
-        digest: digest.to_string(),
-        layers: parts
-            .layers
-            .iter()
-            .map(|l| LayerInfo {
-                digest: l.digest.to_string(),
-                size: l.size,
-            })
-            .collect(),
-    });
+    progress(parts.resolved_event(&digest.to_string()));
 
     let diff_ids = fetch_config(store, &client, &parts).await?;
     check_layer_count(
