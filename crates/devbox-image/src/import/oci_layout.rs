@@ -77,7 +77,7 @@ pub(crate) async fn import(
     };
     let what = format!("manifest {digest}");
     let parts = documents::manifest_parts(&what, &manifest)?;
-    progress(parts.resolved_event(&digest.to_string()));
+    progress(parts.resolved_event(digest.as_str()));
 
     let config = read_blob(&index, &parts.config, parts.config_size, MAX_CONFIG).await?;
     let diff_ids = documents::parse_config(&format!("config {}", parts.config), &config)?.diff_ids;

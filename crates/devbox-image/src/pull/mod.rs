@@ -61,7 +61,7 @@ pub(crate) async fn pull(
 
     let (digest, media_type, content, parts) =
         fetch_manifest(&client, &wanted, pinned.as_ref()).await?;
-    progress(parts.resolved_event(&digest.to_string()));
+    progress(parts.resolved_event(digest.as_str()));
 
     let diff_ids = fetch_config(store, &client, &parts).await?;
     check_layer_count(
