@@ -47,13 +47,6 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/devbox";
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
 /// Runs the server until SIGINT or SIGTERM. Devboxes keep running when it
 /// stops; the next start adopts them.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
@@ -75,11 +68,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .unwrap_or(DEFAULT_SUBNET)
         .parse()
         .context("invalid --subnet")?;
-    let runc = match config.runc.clone() {
-        Some(p) => p,
-        None => find_on_path("runc")
-            .context("runc not found on PATH: install it with `apt-get install runc`")?,
-    };
+    // The runtime looks a bare name up on PATH and names the package to
+    // install when it is missing.
+    let runc = config.runc.clone().unwrap_or_else(|| PathBuf::from("runc"));
     let runtime = LocalRuntime::new(RuntimeConfig {
         root: data.join("runtime"),
         runc,

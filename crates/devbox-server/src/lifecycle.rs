@@ -150,12 +150,17 @@ pub async fn ensure_layers(state: &AppState, image: &ResolvedImage) -> ApiResult
 
 /// The image's environment with the devbox's on top (same key: devbox wins).
 pub fn merge_env(image_env: &[String], devbox_env: &[EnvVar]) -> Vec<EnvVar> {
-    let mut out: Vec<EnvVar> = image_env.iter().filter_map(|e| e.parse().ok()).collect();
-    for e in devbox_env {
-        out.retain(|x| x.key != e.key);
-        out.push(e.clone());
+    let base = image_env.iter().filter_map(|e| e.parse().ok()).collect();
+    overlay_env(base, devbox_env)
+}
+
+/// `base` with every variable of `over` set on top (same key: `over` wins).
+pub fn overlay_env(mut base: Vec<EnvVar>, over: &[EnvVar]) -> Vec<EnvVar> {
+    for e in over {
+        base.retain(|x| x.key != e.key);
+        base.push(e.clone());
     }
-    out
+    base
 }
 
 async fn start_spec(state: &AppState, devbox: &Devbox) -> ApiResult<StartSpec> {

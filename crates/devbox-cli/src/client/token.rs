@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// Data directory of a server started without `--data-dir`.
-pub const DEFAULT_DATA_DIR: &str = "/var/lib/devbox";
+pub use devbox_server::DEFAULT_DATA_DIR;
 
 /// The token a request carries, and where it came from, so that a 401 can
 /// tell the user what to fix.

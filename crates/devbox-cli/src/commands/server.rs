@@ -14,7 +14,7 @@ pub struct ServerArgs {
     #[arg(long, env = "DEVBOX_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// Address of the HTTP API.
-    #[arg(long, default_value = "127.0.0.1:7070")]
+    #[arg(long, default_value = devbox_server::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
     /// Subnet of the devbox network, e.g. 10.77.0.0/16.
     #[arg(long, value_name = "CIDR")]

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::{ApiJson, devbox_name};
 use crate::error::{ApiError, ApiResult};
-use crate::lifecycle::{self, merge_env};
+use crate::lifecycle::{self, merge_env, overlay_env};
 use crate::state::AppState;
 
 /// Output kept per stream by the collected exec; the streaming exec has no limit.
@@ -51,11 +51,7 @@ async fn exec_spec(
         return Err(ApiError::invalid("cmd must name a command"));
     }
     let image = state.images.resolve_digest(&devbox.image_digest).await?;
-    let mut merged = merge_env(&image.config.env, &devbox.env);
-    for e in env {
-        merged.retain(|x| x.key != e.key);
-        merged.push(e.clone());
-    }
+    let merged = overlay_env(merge_env(&image.config.env, &devbox.env), env);
     let workdir = workdir
         .or(image.config.working_dir.clone())
         .filter(|w| !w.is_empty())

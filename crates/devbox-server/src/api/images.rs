@@ -27,12 +27,10 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Image>>> 
     Ok(Json(state.images.list().await?))
 }
 
-async fn find(state: &AppState, reference: &ImageRef) -> ApiResult<Image> {
+/// The image `reference` names, found in `images`.
+fn find(images: Vec<Image>, reference: &ImageRef) -> ApiResult<Image> {
     let wanted = reference.to_string();
-    state
-        .images
-        .list()
-        .await?
+    images
         .into_iter()
         .find(|i| i.reference == wanted || reference.digest().is_some_and(|d| d == i.digest))
         .ok_or_else(|| ApiError::not_found(format!("image {reference} not found")))
@@ -44,7 +42,7 @@ pub async fn show(
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Image>> {
-    Ok(Json(find(&state, &image_ref(&raw)?).await?))
+    Ok(Json(find(state.images.list().await?, &image_ref(&raw)?)?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/images/{reference}", params(("reference" = String, Path, description = "percent-encoded image reference")),
@@ -54,12 +52,10 @@ pub async fn delete(
     Path(raw): Path<String>,
 ) -> ApiResult<StatusCode> {
     let reference = image_ref(&raw)?;
-    let image = find(&state, &reference).await?;
+    let images = state.images.list().await?;
+    let image = find(images.clone(), &reference)?;
     // Refuse to drop the last name of a manifest a devbox still starts from.
-    let other_names = state
-        .images
-        .list()
-        .await?
+    let other_names = images
         .iter()
         .filter(|i| i.digest == image.digest && i.reference != image.reference)
         .count();

@@ -13,6 +13,17 @@ static NEXT_NET: AtomicU32 = AtomicU32::new(1);
 /// Longest any single CLI call may take.
 const CLI_TIMEOUT: Duration = Duration::from_secs(180);
 
+/// Fails the test with the one-line fix when `tool` is not installed.
+pub fn require_tool(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{tool} not found: install it with `apt-get install {package}`"
+    );
+}
+
 /// Fails the test with a one-line fix when the machine cannot run devboxes.
 pub fn require_privileges() {
     assert!(
@@ -24,13 +35,7 @@ pub fn require_privileges() {
         ("iptables", "iptables"),
         ("ip", "iproute2"),
     ] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-            .unwrap_or(false);
-        assert!(
-            found,
-            "{tool} not found: install it with `apt-get install {package}`"
-        );
+        require_tool(tool, package);
     }
 }
 

@@ -9,17 +9,7 @@ use devbox_layer::compression::{Compression, write_layer};
 use devbox_layer::digest::Digest;
 use serde_json::json;
 
-use super::harness::{Server, busybox_rootfs};
-
-fn require(tool: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{tool} not found: install it with `apt-get install {package}`"
-    );
-}
+use super::harness::{Server, busybox_rootfs, require_tool};
 
 /// Debian's `docker-registry` on a free loopback port, killed on drop.
 struct Registry {
@@ -30,7 +20,7 @@ struct Registry {
 
 impl Registry {
     fn start() -> Self {
-        require("docker-registry", "docker-registry");
+        require_tool("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -135,7 +125,7 @@ fn busybox_layout(layout: &Path) {
 
 #[test]
 fn an_image_pulled_from_a_registry_runs_as_a_devbox() {
-    require("skopeo", "skopeo");
+    require_tool("skopeo", "skopeo");
     let s = Server::start();
     let registry = Registry::start();
     let dir = tempfile::tempdir().unwrap();
