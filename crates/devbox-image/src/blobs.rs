@@ -142,10 +142,11 @@ impl BlobStore {
     /// computed `digest` over exactly the file's bytes while writing it (this
     /// is not a path for untrusted files). On a local object store the file
     /// is renamed into place (it must be on the same filesystem); otherwise it
-    /// is streamed. The file is gone afterwards either way.
-    pub async fn adopt_file(&self, file: &FsPath, digest: &Digest) -> Result<(), ImageError> {
+    /// is streamed. The file is gone afterwards either way. Returns whether
+    /// the blob was stored already (the file was then simply removed).
+    pub async fn adopt_file(&self, file: &FsPath, digest: &Digest) -> Result<bool, ImageError> {
         if self.has_blob(digest).await? {
-            return remove_file(file).await;
+            return remove_file(file).await.map(|()| true);
         }
         let location = Self::location(digest);
         if let Some(root) = &self.local_root {
@@ -156,6 +157,7 @@ impl BlobStore {
                 .map_err(|e| ImageError::io(&dir, e))?;
             return tokio::fs::rename(file, &target)
                 .await
+                .map(|()| false)
                 .map_err(|e| ImageError::io(file, e));
         }
         let size = tokio::fs::metadata(file)
@@ -182,7 +184,7 @@ impl BlobStore {
         }
         w.finish().await?;
         tracing::debug!(%location, "streamed local file into the blob store");
-        remove_file(file).await
+        remove_file(file).await.map(|()| false)
     }
 
     /// A whole small blob, refusing blobs larger than `max` bytes.
@@ -332,7 +334,11 @@ impl BlobWriter {
                 actual: self.size,
             });
         }
-        check_digest(&what, &self.expected, &finish_sha256(self.hasher.clone()))
+        check_digest(
+            &what,
+            &self.expected,
+            &Digest::from_sha256(self.hasher.clone().finalize().into()),
+        )
     }
 
     /// Publishes the blob if its digest and size match; otherwise discards it.
@@ -355,13 +361,6 @@ impl BlobWriter {
             tracing::warn!(blob = %self.expected, error = %e, "cannot discard a partial blob upload");
         }
     }
-}
-
-/// The digest a SHA-256 hasher computed.
-pub(crate) fn finish_sha256(hasher: Sha256) -> Digest {
-    format!("sha256:{}", hex::encode(hasher.finalize()))
-        .parse()
-        .expect("a sha256 hex string is a valid digest")
 }
 
 pub(crate) fn check_digest(

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::ImageError;
-use crate::blobs::{BlobStore, finish_sha256};
+use crate::blobs::BlobStore;
 use crate::documents::LayerDesc;
 use crate::progress::{Progress, Throttle};
 
@@ -48,7 +48,7 @@ impl DiffIdHasher {
                 }
                 hasher.update(&buf[..n]);
             }
-            Ok(finish_sha256(hasher))
+            Ok(Digest::from_sha256(hasher.finalize().into()))
         });
         Self { tx: Some(tx), task }
     }
@@ -100,12 +100,17 @@ pub(crate) async fn store_layer(
     progress: Progress<'_>,
 ) -> Result<u64, ImageError> {
     let mut writer = blobs.writer(&layer.digest, Some(layer.size)).await?;
-    let mut hasher = DiffIdHasher::start(layer.compression);
+    // An uncompressed layer's diff ID is its blob digest, which the writer
+    // verifies already: only compressed layers need a second hash.
+    let mut hasher =
+        (layer.compression != Compression::None).then(|| DiffIdHasher::start(layer.compression));
     let mut throttle = Throttle::default();
     let copied = async {
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
-            hasher.feed(chunk.clone()).await;
+            if let Some(h) = hasher.as_mut() {
+                h.feed(chunk.clone()).await;
+            }
             writer.write(chunk).await?;
             if throttle.ready() {
                 progress(ProgressEvent::Progress {
@@ -117,10 +122,13 @@ pub(crate) async fn store_layer(
         }
         writer.check()?;
         let what = format!("layer {}", layer.digest);
-        let actual = hasher
-            .finish()
-            .await?
-            .map_err(|e| ImageError::document(&what, format!("cannot decompress: {e}")))?;
+        let actual = match hasher {
+            Some(h) => h
+                .finish()
+                .await?
+                .map_err(|e| ImageError::document(&what, format!("cannot decompress: {e}")))?,
+            None => layer.digest.clone(),
+        };
         crate::blobs::check_digest(&format!("diff id of {what}"), diff_id, &actual)
     }
     .await;

@@ -1,14 +1,10 @@
-//! Layer compression: media types, detection by magic bytes, decompression,
+//! Layer compression: detection by magic bytes, decompression,
 //! and the one-pass "hash, compress, hash" writer that turns a layer tar into a blob.
 
 use std::fmt;
 use std::io::{self, BufReader, Read, Write};
 
 use crate::digest::{Digest, HashingReader, HashingWriter};
-
-pub const MEDIA_TYPE_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
-pub const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-pub const MEDIA_TYPE_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
 /// The compression of a layer blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -57,30 +53,6 @@ pub struct LayerDigests {
 }
 
 impl Compression {
-    /// The compression of a layer with media type `mt`, for OCI and Docker
-    /// schema 2 layer types (including the non-distributable and foreign
-    /// variants); `None` for a type that is not a known layer type.
-    /// Media type parameters (`; charset=...`) are ignored.
-    pub fn from_media_type(mt: &str) -> Option<Compression> {
-        let base = mt.split(';').next().unwrap_or_default().trim();
-        match base {
-            "application/vnd.oci.image.layer.v1.tar"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
-            | "application/vnd.docker.image.rootfs.diff.tar"
-            | "application/vnd.docker.image.rootfs.foreign.diff.tar" => Some(Compression::None),
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
-            | "application/vnd.docker.image.rootfs.diff.tar.gzip"
-            | "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
-                Some(Compression::Gzip)
-            }
-            "application/vnd.oci.image.layer.v1.tar+zstd"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
-            | "application/vnd.docker.image.rootfs.diff.tar.zstd" => Some(Compression::Zstd),
-            _ => None,
-        }
-    }
-
     /// The compression of a blob starting with `magic` (a few leading bytes;
     /// four are enough). Anything unrecognised is taken as an uncompressed tar.
     pub fn detect(magic: &[u8]) -> Compression {
@@ -90,15 +62,6 @@ impl Compression {
             // A zstd stream may begin with a skippable frame (magic 0x184D2A5?).
             [b0, 0x2a, 0x4d, 0x18, ..] if b0 & 0xf0 == 0x50 => Compression::Zstd,
             _ => Compression::None,
-        }
-    }
-
-    /// The OCI media type of a layer with this compression.
-    pub fn oci_media_type(self) -> &'static str {
-        match self {
-            Compression::None => MEDIA_TYPE_LAYER_TAR,
-            Compression::Gzip => MEDIA_TYPE_LAYER_GZIP,
-            Compression::Zstd => MEDIA_TYPE_LAYER_ZSTD,
         }
     }
 }
@@ -243,45 +206,7 @@ mod tests {
     }
 
     #[test]
-    fn media_types_map_to_compression() {
-        let cases = [
-            (MEDIA_TYPE_LAYER_TAR, Compression::None),
-            (MEDIA_TYPE_LAYER_GZIP, Compression::Gzip),
-            (MEDIA_TYPE_LAYER_ZSTD, Compression::Zstd),
-            (
-                "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                Compression::Gzip,
-            ),
-            (
-                "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-                Compression::Gzip,
-            ),
-            (
-                "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-                Compression::Gzip,
-            ),
-            (
-                "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
-                Compression::Zstd,
-            ),
-            (
-                "application/vnd.oci.image.layer.v1.tar+gzip; foo=bar",
-                Compression::Gzip,
-            ),
-        ];
-        for (mt, c) in cases {
-            assert_eq!(Compression::from_media_type(mt), Some(c), "{mt}");
-        }
-        for unknown in [
-            "application/vnd.oci.image.config.v1+json",
-            "application/vnd.oci.image.layer.v1.tar+bzip2",
-            "",
-        ] {
-            assert_eq!(Compression::from_media_type(unknown), None, "{unknown}");
-        }
-        for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
-            assert_eq!(Compression::from_media_type(c.oci_media_type()), Some(c));
-        }
+    fn gzip_is_the_default() {
         assert_eq!(Compression::default(), Compression::Gzip);
     }
 

@@ -65,8 +65,7 @@ pub(crate) async fn import(
     let mut cached = Vec::new();
     for (name, diff_id) in entry.layers.iter().zip(&diff_ids) {
         let (file, digest, size) = convert_layer(&index, name, diff_id, scratch, progress).await?;
-        cached.push(store.blobs().has_blob(&digest).await?);
-        store.blobs().adopt_file(&file, &digest).await?;
+        cached.push(store.blobs().adopt_file(&file, &digest).await?);
         layers.push(BlobRef {
             media_type: media::OCI_LAYER_GZIP,
             digest,

@@ -33,8 +33,7 @@ pub(crate) async fn import(
         convert(&upload_owned, compression, &out_owned, tx)
     })
     .await?;
-    let cached = store.blobs().has_blob(&layer.digest).await?;
-    store.blobs().adopt_file(&out, &layer.digest).await?;
+    let cached = store.blobs().adopt_file(&out, &layer.digest).await?;
 
     let config = documents::rootfs_config(&layer.diff_id, Utc::now());
     let config_ref = BlobRef {
@@ -108,11 +107,10 @@ fn convert(
     };
     std::thread::scope(|s| {
         let compressor = s.spawn(move || {
-            // Pipe reads return whatever the normalizer wrote last, and the
-            // compressed bytes depend on how the input is chunked; filling
-            // every read makes the same rootfs give the same blob.
+            // write_layer compresses whole buffers whatever the pipe's reads
+            // return, so the same rootfs always gives the same blob.
             let written = super::write_blob_file(out, "rootfs", |w| {
-                compression::write_layer(FillReader(&mut reader), w, Compression::Gzip)
+                compression::write_layer(&mut reader, w, Compression::Gzip)
             });
             if written.is_ok() {
                 // Let the normalizer finish writing whatever follows the end
@@ -137,24 +135,6 @@ fn convert(
             }
         }
     })
-}
-
-/// A reader that fills each buffer completely unless the input ends.
-struct FillReader<R>(R);
-
-impl<R: io::Read> io::Read for FillReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut n = 0;
-        while n < buf.len() {
-            match self.0.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(n)
-    }
 }
 
 /// The normalizer's end of the pipe; remembers whether the reading end

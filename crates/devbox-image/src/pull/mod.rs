@@ -183,22 +183,20 @@ async fn fetch_config(
     parts: &ManifestParts,
 ) -> Result<Vec<Digest>, ImageError> {
     let what = format!("config {}", parts.config);
-    let bytes = if store.blobs().has_blob(&parts.config).await? {
-        store.blobs().read_blob(&parts.config, MAX_CONFIG).await?
+    let config = if store.blobs().has_blob(&parts.config).await? {
+        let bytes = store.blobs().read_blob(&parts.config, MAX_CONFIG).await?;
+        documents::parse_config(&what, &bytes)?
     } else {
         let url = client.remote().url("blobs", parts.config.as_str());
         let (body, _) = client
             .get_bounded(&url, None, &what, MAX_CONFIG.min(parts.config_size))
             .await?;
         // Parse before storing so a malformed config is never kept.
-        documents::parse_config(&what, &body)?;
-        store
-            .blobs()
-            .put_bytes(Some(&parts.config), body.clone())
-            .await?;
-        body
+        let config = documents::parse_config(&what, &body)?;
+        store.blobs().put_bytes(Some(&parts.config), body).await?;
+        config
     };
-    Ok(documents::parse_config(&what, &bytes)?.diff_ids)
+    Ok(config.diff_ids)
 }
 
 async fn fetch_layer(
