@@ -85,6 +85,11 @@ async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<i32> {
     // once it runs is forwarded instead of killing this process.
     let mut signals = Signals::new(args.tty)?;
     send_control(&mut ws, &start).await?;
+    // Without -i the command gets an empty stdin, as with `docker exec`,
+    // instead of one that never ends.
+    if !args.interactive && !args.tty {
+        send_control(&mut ws, &ExecClientMsg::Eof).await?;
+    }
     // Raw mode only when keys are forwarded from a real terminal; the guard
     // restores it when this function returns, errors or unwinds.
     let _raw = if args.tty && args.interactive && std::io::stdin().is_terminal() {
@@ -203,18 +208,21 @@ async fn session(ws: &mut Socket, args: &ExecArgs, signals: &mut Signals) -> any
                     Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
                 }
             }
-            chunk = recv(&mut stdin), if stdin.is_some() => match chunk {
+            // A command may end without reading all its input; the server then
+            // stops reading, and a failed write here is not the session's end:
+            // the exit code (or the lost connection) arrives on the read side.
+            chunk = recv(&mut stdin), if stdin.is_some() && exit.is_none() => match chunk {
                 Some(data) => {
                     let mut frame = Vec::with_capacity(data.len() + 1);
                     frame.push(stream::STDIN);
                     frame.extend_from_slice(&data);
-                    ws.send(Message::binary(frame))
-                        .await
-                        .context("the connection to the server was lost")?;
+                    if ws.send(Message::binary(frame)).await.is_err() {
+                        stdin = None;
+                    }
                 }
                 None => {
                     stdin = None;
-                    send_control(ws, &ExecClientMsg::Eof).await?;
+                    let _ = send_control(ws, &ExecClientMsg::Eof).await;
                 }
             },
             Some(()) = recv_signal(&mut signals.winch), if signals.winch.is_some() => {

@@ -28,6 +28,9 @@ const MAX_COLLECTED_OUTPUT: u64 = 16 * 1024 * 1024;
 /// background processes that inherited its stdout) before the session closes.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
 
+/// How long the server waits for the client to answer its close.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 async fn running_devbox(state: &AppState, name: &str) -> ApiResult<Devbox> {
     let devbox = lifecycle::get(state, &devbox_name(name)?).await?;
     if devbox.state != DevboxState::Running {
@@ -121,8 +124,8 @@ pub async fn exec_ws(
 ) -> ApiResult<Response> {
     let devbox = running_devbox(&state, &name).await?;
     Ok(ws.on_upgrade(move |socket| async move {
-        let (mut tx, rx) = socket.split();
-        if let Err(e) = session(state, devbox, rx, &mut tx).await {
+        let (mut tx, mut rx) = socket.split();
+        if let Err(e) = session(state, devbox, &mut rx, &mut tx).await {
             let msg = ExecServerMsg::Error {
                 code: e.code,
                 message: e.message,
@@ -130,6 +133,17 @@ pub async fn exec_ws(
             let _ = tx.send(text(&msg)).await;
         }
         let _ = tx.send(Message::Close(None)).await;
+        // Read what the client still sends (stdin the command never read)
+        // until it answers the close: dropping a socket with unread data
+        // resets the connection, and the client could lose the exit code.
+        let _ = tokio::time::timeout(CLOSE_WAIT, async {
+            while let Some(Ok(msg)) = rx.next().await {
+                if matches!(msg, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }))
 }
 
@@ -165,7 +179,7 @@ type WsStream = futures::stream::SplitStream<WebSocket>;
 async fn session(
     state: AppState,
     devbox: Devbox,
-    mut rx: WsStream,
+    rx: &mut WsStream,
     tx: &mut WsSink,
 ) -> ApiResult<()> {
     let first = match rx.next().await {

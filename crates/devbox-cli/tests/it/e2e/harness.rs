@@ -192,9 +192,12 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // The command may stop reading early, so input is written beside the wait.
         let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin).unwrap();
-        drop(input);
+        let data = stdin.to_vec();
+        std::thread::spawn(move || {
+            let _ = input.write_all(&data);
+        });
         let drain = |mut r: Box<dyn Read + Send>| {
             std::thread::spawn(move || {
                 let mut v = Vec::new();

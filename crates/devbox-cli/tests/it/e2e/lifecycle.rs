@@ -77,6 +77,21 @@ fn a_devbox_keeps_its_files_across_stop_and_start_and_leaves_nothing_when_delete
     // Standard input reaches the command with -i.
     let out = s.cli_with_stdin(&["exec", "-i", "web", "--", "cat"], b"piped input\n");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped input\n");
+    // Without -i the command's stdin is empty, not endless.
+    assert_eq!(s.ok(&["exec", "web", "--", "cat"]), "");
+    // A command that stops reading early still reports its own exit code.
+    let lots = "y\n".repeat(4 << 20);
+    let out = s.cli_with_stdin(
+        &["exec", "-i", "web", "--", "head", "-n", "1"],
+        lots.as_bytes(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "y\n");
 
     // Limits are real cgroup limits; the network reaches the gateway.
     let mem = std::fs::read_to_string(format!(
