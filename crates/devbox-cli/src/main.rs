@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 use client::{Client, DEFAULT_URL, error};
 use commands::{devbox, exec, image, logs, server};
+use devbox_model::Operation;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -125,9 +126,9 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Server(args) => server::run(args).await,
         Command::Image(cmd) => image::run(&client()?, cmd).await,
         Command::Create(args) => devbox::create(&client()?, args).await,
-        Command::Start(args) => devbox::lifecycle(&client()?, "start", args).await,
-        Command::Stop(args) => devbox::lifecycle(&client()?, "stop", args).await,
-        Command::Restart(args) => devbox::lifecycle(&client()?, "restart", args).await,
+        Command::Start(args) => devbox::lifecycle(&client()?, Operation::Start, args).await,
+        Command::Stop(args) => devbox::lifecycle(&client()?, Operation::Stop, args).await,
+        Command::Restart(args) => devbox::lifecycle(&client()?, Operation::Restart, args).await,
         Command::Rm(args) => devbox::rm(&client()?, args).await,
         Command::Ls(args) => devbox::ls(&client()?, args).await,
         Command::Show(args) => devbox::show(&client()?, args).await,

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use clap::Args;
 use devbox_model::api::{CreateDevbox, Devbox};
-use devbox_model::{ByteSize, DevboxName, EnvVar, ImageRef, Resources};
+use devbox_model::{ByteSize, DevboxName, EnvVar, ImageRef, Operation, Resources};
 
 use crate::client::Client;
 use crate::output;
@@ -115,8 +115,8 @@ pub async fn create(client: &Client, args: CreateArgs) -> anyhow::Result<i32> {
 }
 
 /// `start`, `stop` and `restart`: the API answers when the operation is done.
-pub async fn lifecycle(client: &Client, op: &str, args: NameArgs) -> anyhow::Result<i32> {
-    let url = client.api_url(&["devboxes", args.name.as_str(), op]);
+pub async fn lifecycle(client: &Client, op: Operation, args: NameArgs) -> anyhow::Result<i32> {
+    let url = client.api_url(&["devboxes", args.name.as_str(), &op.to_string()]);
     let d = client.post_empty::<Devbox>(url).await?;
     if args.json {
         output::print_raw(&d.raw)?;

@@ -46,10 +46,9 @@ pub struct ImportArgs {
 pub enum Source {
     /// A file, sent byte for byte; the server recognizes its format.
     File { len: u64 },
-    /// A directory with an `oci-layout` file, archived as it is.
-    OciLayout,
-    /// Any other directory: the root filesystem of a one-layer image.
-    Rootfs,
+    /// A directory, archived on the fly: an OCI image layout or a root
+    /// filesystem, which the server tells apart.
+    Dir,
 }
 
 impl Source {
@@ -57,11 +56,7 @@ impl Source {
         let meta =
             std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
         if meta.is_dir() {
-            if path.join("oci-layout").is_file() {
-                Ok(Self::OciLayout)
-            } else {
-                Ok(Self::Rootfs)
-            }
+            Ok(Self::Dir)
         } else if meta.is_file() {
             Ok(Self::File { len: meta.len() })
         } else {
@@ -77,12 +72,12 @@ pub async fn run(client: &Client, args: ImportArgs) -> anyhow::Result<i32> {
     let multi = progress::multi(progress::bars_visible(args.json));
     let total = match source {
         Source::File { len } => Some(len),
-        Source::OciLayout | Source::Rootfs => None,
+        Source::Dir => None,
     };
     let bar = progress::upload_bar(&multi, total);
     let (chunks, archiver) = match source {
         Source::File { .. } => (open_file(&args.path).await?, None),
-        Source::OciLayout | Source::Rootfs => {
+        Source::Dir => {
             let (chunks, handle) = archive_dir(args.path.clone());
             (chunks, Some(handle))
         }
@@ -213,9 +208,7 @@ mod tests {
     #[test]
     fn sources_are_told_apart() {
         let d = tempfile::tempdir().unwrap();
-        assert_eq!(Source::detect(d.path()).unwrap(), Source::Rootfs);
-        std::fs::write(d.path().join("oci-layout"), "{}").unwrap();
-        assert_eq!(Source::detect(d.path()).unwrap(), Source::OciLayout);
+        assert_eq!(Source::detect(d.path()).unwrap(), Source::Dir);
         let f = d.path().join("image.tar");
         std::fs::write(&f, [0u8; 1024]).unwrap();
         assert_eq!(Source::detect(&f).unwrap(), Source::File { len: 1024 });

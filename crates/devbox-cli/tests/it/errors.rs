@@ -10,7 +10,7 @@ fn without_a_token_the_error_says_how_to_give_one() {
     let run = cli.run(&["ls"]);
     run.expect(1);
     assert!(
-        run.stderr.starts_with("error: missing or invalid token: "),
+        run.stderr.starts_with("error: invalid API token: "),
         "{}",
         run.stderr
     );

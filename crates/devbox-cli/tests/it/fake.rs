@@ -126,7 +126,7 @@ async fn record_and_auth(State(seen): State<Shared>, req: Request, next: Next) -
         return error(
             StatusCode::UNAUTHORIZED,
             ErrorCode::Unauthorized,
-            "missing or invalid token",
+            "invalid API token",
         );
     }
     next.run(req).await
