@@ -75,9 +75,9 @@ enum Command {
     Create(devbox::CreateArgs),
     /// Start a devbox.
     Start(devbox::NameArgs),
-    /// Stop a devbox, committing its changes first.
+    /// Stop a devbox; its changes stay for the next start.
     Stop(devbox::NameArgs),
-    /// Stop (with commit) and start a devbox again.
+    /// Stop and start a devbox again.
     Restart(devbox::NameArgs),
     /// Delete a devbox (a running one is stopped first).
     Rm(devbox::RmArgs),

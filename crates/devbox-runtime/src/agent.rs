@@ -17,13 +17,13 @@ pub static AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/devbox-agent
 /// devboxes have the old file bind-mounted, so they keep that inode, and no
 /// one ever sees a half-written binary (or hits ETXTBSY writing over it).
 pub(crate) fn install(dest: &Path) -> Result<(), RuntimeError> {
-    if let Ok(existing) = fs::read(dest)
-        && existing == AGENT
+    // Only a file of the right size and mode is read to compare contents.
+    if let Ok(meta) = fs::metadata(dest)
+        && meta.len() == AGENT.len() as u64
+        && meta.permissions().mode() & 0o7777 == 0o755
+        && fs::read(dest).is_ok_and(|existing| existing == AGENT)
     {
-        let perms = fs::metadata(dest).map_err(RuntimeError::io("stat", dest))?;
-        if perms.permissions().mode() & 0o7777 == 0o755 {
-            return Ok(());
-        }
+        return Ok(());
     }
     let tmp = dest.with_extension("new");
     let mut f = fs::OpenOptions::new()

@@ -481,7 +481,11 @@ impl Runtime for LocalRuntime {
         let json = serde_json::to_vec(&process).expect("a process spec serializes");
         fs::write(&process_file, json).map_err(RuntimeError::io("write", &process_file))?;
         let cmd = self.runc.exec(id, &process_file, &pid_file);
-        ExecProcess::spawn(id, cmd, spec.tty, process_file, pid_file)
+        let written = process_file.clone();
+        ExecProcess::spawn(id, cmd, spec.tty, process_file, pid_file).inspect_err(|_| {
+            // Nothing will run this process description any more.
+            let _ = fs::remove_file(&written);
+        })
     }
 
     async fn update(&self, id: &DevboxId, resources: &Resources) -> Result<(), RuntimeError> {

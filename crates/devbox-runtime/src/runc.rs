@@ -146,15 +146,10 @@ impl Runc {
             .map_err(RuntimeError::io("open", console))?;
         let err = out.try_clone().map_err(RuntimeError::io("open", console))?;
         fs::write(log, b"").map_err(RuntimeError::io("create", log))?;
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("--root")
-            .arg(&self.root)
-            .arg("--log")
-            .arg(log)
-            .args(["--log-format", "json", "run", "--detach", "--bundle"])
+        let mut cmd = self.cmd([OsStr::new("--log"), log.as_os_str()]);
+        cmd.args(["--log-format", "json", "run", "--detach", "--bundle"])
             .arg(bundle)
             .arg(id.as_str())
-            .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
         let command = display(&cmd);
@@ -218,12 +213,9 @@ impl Runc {
     /// `runc exec` of the process described in `process`; runc writes the
     /// process's host PID to `pid_file`.
     pub fn exec(&self, id: &DevboxId, process: &Path, pid_file: &Path) -> Command {
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("--root")
-            .arg(&self.root)
-            .arg("--log")
-            .arg(exec_log_path(pid_file))
-            .args(["--log-format", "json"])
+        let log = exec_log_path(pid_file);
+        let mut cmd = self.cmd([OsStr::new("--log"), log.as_os_str()]);
+        cmd.args(["--log-format", "json"])
             .arg("exec")
             .arg("--process")
             .arg(process)

@@ -23,9 +23,10 @@ use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use devbox_layer::whiteout;
 use rustix::fs::{AtFlags, CWD, Timestamps};
 
 /// What a mount target is.
@@ -96,14 +97,14 @@ enum Entry {
 }
 
 fn is_whiteout(m: &fs::Metadata) -> bool {
-    m.file_type().is_char_device() && m.rdev() == 0
+    whiteout::is_overlay_whiteout(m.mode(), m.rdev())
 }
 
 fn is_opaque(path: &Path) -> bool {
     let mut buf = [0u8; 4];
     matches!(
-        rustix::fs::lgetxattr(path, "trusted.overlay.opaque", &mut buf),
-        Ok(1) if buf[0] == b'y'
+        rustix::fs::lgetxattr(path, whiteout::OVERLAY_OPAQUE_XATTR, &mut buf),
+        Ok(n) if &buf[..n] == whiteout::OVERLAY_OPAQUE_VALUE
     )
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use devbox_layer::compression::Compression;
-use devbox_layer::digest::{Digest, HashingReader};
+use devbox_layer::digest::Digest;
 use devbox_model::{ByteSize, DevboxId, Resources};
 use devbox_runtime::{ExecSpec, LayerStore, LocalRuntime, Runtime, RuntimeConfig, StartSpec};
 use tokio::io::AsyncReadExt;
@@ -140,9 +140,7 @@ pub fn busybox_rootfs(dir: &Path) {
 
 /// The sha256 of a byte string, as a digest.
 pub fn sha256(bytes: &[u8]) -> Digest {
-    let mut r = HashingReader::new(bytes);
-    std::io::copy(&mut r, &mut std::io::sink()).unwrap();
-    r.finish().0
+    Digest::of(bytes)
 }
 
 /// Packs a directory as an uncompressed layer tar.
@@ -240,8 +238,15 @@ pub fn assert_nothing_left(root: &Path, id: &DevboxId) {
             "a mount is left under the root: {line}"
         );
     }
-    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap() {
-        let dir: PathBuf = hierarchy.unwrap().path().join("devbox").join(id.as_str());
+    // Every v1 hierarchy, and the unified (v2) root itself.
+    let v2 = PathBuf::from("/sys/fs/cgroup")
+        .join("devbox")
+        .join(id.as_str());
+    let hierarchies = std::fs::read_dir("/sys/fs/cgroup").unwrap();
+    for dir in hierarchies
+        .map(|h| h.unwrap().path().join("devbox").join(id.as_str()))
+        .chain([v2])
+    {
         assert!(!dir.exists(), "a cgroup is left: {}", dir.display());
     }
     let netns = devbox_runtime::netns_path(id);

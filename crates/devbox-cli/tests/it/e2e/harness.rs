@@ -388,8 +388,13 @@ pub fn leftovers(server: &Server, id: &str) -> Vec<String> {
     if mountinfo.contains(id) {
         found.push(format!("a mount naming {id}"));
     }
-    for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let p = entry.path().join("devbox").join(id);
+    // Every v1 hierarchy, and the unified (v2) root itself.
+    let hierarchies = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path());
+    for h in hierarchies.chain([PathBuf::from("/sys/fs/cgroup")]) {
+        let p = h.join("devbox").join(id);
         if p.exists() {
             found.push(format!("cgroup {}", p.display()));
         }
