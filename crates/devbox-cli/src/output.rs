@@ -126,7 +126,7 @@ pub fn devbox_detail(d: &Devbox, now: DateTime<Utc>) -> String {
     }
     fields.extend([
         ("Image", d.image.clone()),
-        ("Image digest", d.image_digest.clone()),
+        ("Image digest", d.image_digest.to_string()),
         ("CPUs", cpus(d.resources.cpus)),
         ("Memory", d.resources.memory.to_string()),
         ("PIDs", d.resources.pids.to_string()),
@@ -296,7 +296,11 @@ mod tests {
             id: "00112233445566ff".parse().unwrap(),
             name: name.parse().unwrap(),
             image: "busybox:1".into(),
-            image_digest: format!("sha256:{}", "a".repeat(64)),
+            image_digest: format!("sha256:{}", "a".repeat(64)).parse().unwrap(),
+            reason: None,
+            oom_kills: 0,
+            command_status: None,
+            pending: Vec::new(),
             state: State::Running,
             error: None,
             resources: Resources::default(),

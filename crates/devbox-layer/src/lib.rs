@@ -10,6 +10,7 @@ pub mod compression;
 pub mod digest;
 pub mod normalize;
 pub mod pack;
+pub mod source;
 pub mod unpack;
 pub mod whiteout;
 
@@ -21,6 +22,7 @@ pub use compression::{Compression, CompressionError, LayerDigests, decompress, w
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
 pub use normalize::{NormalizeStats, normalize};
 pub use pack::{PackError, PackOptions, PackStats, pack_dir};
+pub use source::{LayerDescriptor, LayerSource, LayerSourceError};
 pub use unpack::{Refusal, UnpackError, UnpackStats, unpack};
 
 #[cfg(test)]

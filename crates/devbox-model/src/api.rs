@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{DevboxId, DevboxName, EnvVar, ImageRef, Resources, State};
+use crate::{DevboxId, DevboxName, Digest, EnvVar, ImageRef, Resources, State};
 
 /// Path prefix of every API route.
 pub const API_PREFIX: &str = "/api/v1";
@@ -110,18 +110,92 @@ pub struct Devbox {
     /// The image reference it was created from.
     pub image: String,
     /// The manifest digest that reference resolved to at creation.
-    pub image_digest: String,
+    #[schema(value_type = String)]
+    pub image_digest: Digest,
     pub state: State,
     /// Why the last operation failed, while the state is `error`.
     pub error: Option<String>,
+    /// Why the devbox is in its state when nobody asked for it, e.g.
+    /// `exited with 137: out of memory` after its container died.
+    #[serde(default)]
+    pub reason: Option<String>,
     pub resources: Resources,
     #[schema(value_type = Vec<String>, example = json!(["FOO=bar"]))]
     pub env: Vec<EnvVar>,
     pub command: Option<Vec<String>>,
-    /// Address on the devbox network.
+    /// Address on the devbox network; empty until the runtime gave it one
+    /// (at its first start).
     pub ip: String,
+    /// Processes of the devbox the kernel killed for lack of memory, in its
+    /// current (or last) run.
+    #[serde(default)]
+    pub oom_kills: u64,
+    /// The startup command of the current (or last) run, when it has one.
+    #[serde(default)]
+    pub command_status: Option<CommandStatus>,
+    /// Settings changed while the devbox runs that apply at its next start:
+    /// `env`, `command`.
+    #[serde(default)]
+    pub pending: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// How the startup command of a devbox is doing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum CommandStatus {
+    /// It runs.
+    Running,
+    /// It ended with this exit code (128 + n when signal n killed it).
+    Exited { code: i32 },
+    /// It could not be started at all (no such program, not executable).
+    Failed { message: String },
+}
+
+impl std::fmt::Display for CommandStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandStatus::Running => f.write_str("running"),
+            CommandStatus::Exited { code } => write!(f, "exited with {code}"),
+            CommandStatus::Failed { message } => write!(f, "failed to start: {message}"),
+        }
+    }
+}
+
+/// `PATCH /api/v1/devboxes/{name}`: change a devbox's settings. Absent
+/// fields stay as they are. Resource limits apply at once to a running
+/// devbox (a memory limit below its current usage is refused); `env` and
+/// `command` apply at its next start.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDevbox {
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    /// Memory limit in bytes.
+    #[serde(default)]
+    pub memory: Option<u64>,
+    #[serde(default)]
+    pub pids: Option<u32>,
+    /// Variables to set (same key: replaced).
+    #[serde(default)]
+    #[schema(value_type = Vec<String>, example = json!(["FOO=bar"]))]
+    pub env: Vec<EnvVar>,
+    /// Keys of variables to remove.
+    #[serde(default)]
+    pub unset_env: Vec<String>,
+    /// The new startup command; an empty list removes it.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+}
+
+/// Query of `POST /api/v1/devboxes/{name}/stop` and `.../restart`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+pub struct StopQuery {
+    /// Seconds the devbox's processes get between SIGTERM and SIGKILL;
+    /// default 10.
+    #[serde(default)]
+    pub timeout: Option<u64>,
 }
 
 /// `POST /api/v1/devboxes/{name}/exec`: run a command and collect its output.

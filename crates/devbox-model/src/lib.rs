@@ -6,14 +6,18 @@
 //! passed validation here is valid everywhere.
 
 pub mod api;
+pub mod digest;
 pub mod env;
 pub mod id;
 pub mod name;
 pub mod resources;
+pub mod signal;
 pub mod state;
 
+pub use digest::{Digest, DigestError};
 pub use env::{EnvError, EnvVar};
 pub use id::DevboxId;
 pub use name::{DevboxName, ImageRef, NameError};
 pub use resources::{ByteSize, ResourceError, ResourceLimits, Resources};
+pub use signal::{Signal, UnknownSignal};
 pub use state::{Operation, Plan, Recovery, State, TransitionError, plan, recover};

@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 
 use crate::error::RuntimeError;
-use crate::runtime::Signal;
+use devbox_model::Signal;
 
 /// A running exec.
 #[derive(Debug)]
@@ -290,7 +290,7 @@ impl ExecSignaller {
                 return Ok(());
             }
         }
-        match rustix::process::pidfd_send_signal(&*self.runc, sig.to_rustix()) {
+        match rustix::process::pidfd_send_signal(&*self.runc, crate::runtime::to_rustix(sig)) {
             Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
             Err(e) => Err(exec_err(&self.id, "signal runc exec")(e.into())),
         }

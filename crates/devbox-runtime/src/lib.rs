@@ -38,6 +38,7 @@ pub use exec::{ExecProcess, ExecSignaller, Pty, PtyResizer};
 pub use layers::LayerStore;
 pub use local::LocalRuntime;
 pub use network::{netns_name, netns_path, veth_name};
-pub use runtime::{ContainerState, ExecSpec, Runtime, Signal, StartSpec, UnknownSignal};
+pub use devbox_model::{Signal, UnknownSignal};
+pub use runtime::{ContainerState, ExecSpec, Runtime, StartSpec};
 pub use seccomp::DENIED as SECCOMP_DENIED;
 pub use users::ResolvedUser;

@@ -81,7 +81,14 @@ pub async fn create(state: AppState, req: CreateDevbox) -> ApiResult<Devbox> {
                 id: new_id()?,
                 name: req.name.clone(),
                 image: req.image.to_string(),
-                image_digest: image.digest.clone(),
+                image_digest: image
+                    .digest
+                    .parse()
+                    .map_err(|e: devbox_model::DigestError| ApiError::internal(e.to_string()))?,
+                reason: None,
+                oom_kills: 0,
+                command_status: None,
+                pending: Vec::new(),
                 state: State::Creating,
                 error: None,
                 resources,
@@ -164,7 +171,7 @@ pub fn overlay_env(mut base: Vec<EnvVar>, over: &[EnvVar]) -> Vec<EnvVar> {
 }
 
 async fn start_spec(state: &AppState, devbox: &Devbox) -> ApiResult<StartSpec> {
-    let image = state.images.resolve_digest(&devbox.image_digest).await?;
+    let image = state.images.resolve_digest(devbox.image_digest.as_str()).await?;
     ensure_layers(state, &image).await?;
     let ip = devbox.ip.parse().map_err(|_| {
         ApiError::internal(format!(

@@ -186,7 +186,13 @@ fn decode_devbox(raw: RawDevbox) -> Result<Devbox, StoreError> {
             .parse()
             .map_err(|e: devbox_model::NameError| corrupt("name")(e.to_string()))?,
         image,
-        image_digest,
+        image_digest: image_digest
+            .parse()
+            .map_err(|e: devbox_model::DigestError| corrupt("image_digest")(e.to_string()))?,
+        reason: None,
+        oom_kills: 0,
+        command_status: None,
+        pending: Vec::new(),
         state: state
             .parse()
             .map_err(|e: devbox_model::state::UnknownState| corrupt("state")(e.to_string()))?,
@@ -261,7 +267,7 @@ impl Store for SqliteStore {
                     d.id.as_str(),
                     d.name.as_str(),
                     d.image,
-                    d.image_digest,
+                    d.image_digest.as_str(),
                     d.state.as_str(),
                     d.error,
                     d.resources.cpus,

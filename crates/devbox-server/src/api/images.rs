@@ -65,7 +65,7 @@ pub async fn delete(
             .list_devboxes()
             .await?
             .into_iter()
-            .filter(|d| d.image_digest == image.digest)
+            .filter(|d| d.image_digest.as_str() == image.digest)
             .map(|d| d.name.to_string())
             .collect();
         if !users.is_empty() {
