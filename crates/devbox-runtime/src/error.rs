@@ -2,10 +2,10 @@
 //! involved, so a message in the server's log is enough to act on.
 
 use std::io;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use devbox_layer::LayerSourceError;
 use devbox_layer::digest::Digest;
 use devbox_model::DevboxId;
 
@@ -48,8 +48,12 @@ pub enum RuntimeError {
     },
     #[error("`{command}` printed output that could not be understood: {reason}")]
     CommandOutput { command: String, reason: String },
-    #[error("layer {diff_id} is not in the layer store")]
-    LayerMissing { diff_id: Digest },
+    #[error("fetch layer {diff_id}: {source}")]
+    LayerFetch {
+        diff_id: Digest,
+        #[source]
+        source: LayerSourceError,
+    },
     #[error("layer {expected}: the uncompressed content has digest {actual}")]
     DiffIdMismatch { expected: Digest, actual: Digest },
     #[error("unpack layer {diff_id}: {source}")]
@@ -71,13 +75,9 @@ pub enum RuntimeError {
         source: io::Error,
     },
     #[error(
-        "devbox {id}: address {ip} is not a host address of subnet {subnet} other than the gateway"
+        "no free address left in the devbox subnet {subnet}: remove devboxes or pass a larger --subnet"
     )]
-    InvalidAddress {
-        id: DevboxId,
-        ip: Ipv4Addr,
-        subnet: String,
-    },
+    NoFreeAddress { subnet: String },
     #[error("devbox {id}: working directory {workdir:?} is not an absolute path")]
     InvalidWorkdir { id: DevboxId, workdir: String },
     #[error("devbox {id}: an exec needs a command")]
@@ -117,6 +117,23 @@ pub enum RuntimeError {
     RuncStart { id: DevboxId, message: String },
     #[error("devbox {id} is not running")]
     NotRunning { id: DevboxId },
+    #[error("devbox {id}: connect to port {port} inside the devbox: {source}")]
+    Connect {
+        id: DevboxId,
+        port: u16,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "devbox {id}: a memory limit of {limit} is below the {usage} it uses now; stop it first or choose a larger limit"
+    )]
+    MemoryBelowUsage {
+        id: DevboxId,
+        limit: devbox_model::ByteSize,
+        usage: devbox_model::ByteSize,
+    },
+    #[error("this runtime cannot {what}")]
+    Unsupported { what: &'static str },
     #[error("devbox {id} still runs {waited:?} after SIGKILL")]
     StopTimeout { id: DevboxId, waited: Duration },
     #[error("devbox {id}: the upper directory cannot become a layer while the devbox runs")]

@@ -7,7 +7,13 @@
 //! pair, hands the replica to runc as its standard streams, and keeps the
 //! controller as the [`Pty`]. runc copies between that terminal and the one
 //! it allocates inside the devbox, and on SIGWINCH copies the window size
-//! across, which is how [`PtyResizer::resize`] reaches the process.
+//! across, which is how a resize reaches the process.
+//!
+//! Signals reach the process through a pidfd, never by a PID that may have
+//! been reused: runc makes itself the subreaper of the process it starts,
+//! so the process is runc's child, and runc is this runtime's own child,
+//! which it has not reaped. A pidfd opened for the PID in runc's pid file
+//! is checked to belong to a child of that runc; only then is it used.
 
 use std::fs;
 use std::io;
@@ -15,58 +21,55 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
+
+use async_trait::async_trait;
 
 use devbox_model::DevboxId;
 use rustix::process::{Pid, PidfdFlags};
 use rustix::termios::{OptionalActions, Winsize};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::process::{Child, Command};
 
 use crate::error::RuntimeError;
+use crate::runtime::{ExecControl, ExecReader, ExecSession, ExecWriter};
 use devbox_model::Signal;
 
 /// A running exec.
-#[derive(Debug)]
 pub struct ExecProcess {
     id: DevboxId,
     child: Child,
-    /// A pidfd of the runc process: signals reach runc and never a process
-    /// that reused its PID.
-    runc: Arc<OwnedFd>,
-    pty: Option<Pty>,
-    /// Where runc writes the PID of the process it started.
-    pid_file: PathBuf,
+    control: Arc<Control>,
+    stdin: Option<ExecWriter>,
+    stdout: Option<ExecReader>,
+    stderr: Option<ExecReader>,
     process_file: PathBuf,
     code: Option<i32>,
 }
 
 /// The controller side of an exec's terminal: read the process's output,
-/// write its input. Non-blocking, driven by tokio.
+/// write its input. Non-blocking, driven by tokio; clones share the
+/// terminal, so one task can read while another writes.
+#[derive(Debug, Clone)]
+pub(crate) struct Pty {
+    fd: Arc<AsyncFd<OwnedFd>>,
+}
+
+/// Signals and resizes one exec.
 #[derive(Debug)]
-pub struct Pty {
-    fd: Arc<AsyncFd<OwnedFd>>,
-    resizer: PtyResizer,
-}
-
-/// Changes the window size of an exec's terminal; cheap to clone and usable
-/// while another task reads and writes the [`Pty`].
-#[derive(Debug, Clone)]
-pub struct PtyResizer {
+struct Control {
     id: DevboxId,
-    fd: Arc<AsyncFd<OwnedFd>>,
+    /// A pidfd of the runc process: it stays valid while tokio has not
+    /// reaped runc, and never names another process.
     runc: Arc<OwnedFd>,
-}
-
-/// Delivers signals to an exec; cheap to clone and usable while another
-/// task waits for the process.
-#[derive(Debug, Clone)]
-pub struct ExecSignaller {
-    id: DevboxId,
-    runc: Arc<OwnedFd>,
+    runc_pid: i32,
+    /// Where runc writes the PID of the process it started.
     pid_file: PathBuf,
+    /// The process's own pidfd, once known and checked.
+    process: OnceLock<OwnedFd>,
+    pty: Option<Pty>,
 }
 
 fn exec_err<'a>(id: &'a DevboxId, op: &'static str) -> impl FnOnce(io::Error) -> RuntimeError + 'a {
@@ -110,6 +113,25 @@ fn winsize(rows: u16, cols: u16) -> Winsize {
     }
 }
 
+/// The parent PID of `pid`, from `/proc/<pid>/status`.
+fn parent_of(pid: i32) -> Option<i32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+impl std::fmt::Debug for ExecProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecProcess")
+            .field("id", &self.id)
+            .field("child", &self.child)
+            .field("code", &self.code)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ExecProcess {
     /// Spawns `cmd` (a `runc exec`), on a new terminal when `tty` is given.
     pub(crate) fn spawn(
@@ -147,82 +169,81 @@ impl ExecProcess {
         // The command, and with it this process's copies of the replica, is
         // dropped once spawned: the controller then reads EOF (EIO) as soon
         // as runc exits.
-        let child = cmd.spawn().map_err(exec_err(id, "run runc exec"))?;
-        let pid = child
+        let mut child = cmd.spawn().map_err(exec_err(id, "run runc exec"))?;
+        let runc_pid = child
             .id()
-            .and_then(|p| Pid::from_raw(p as i32))
+            .and_then(|p| i32::try_from(p).ok())
             .expect("a child that was not waited for has a pid");
         // The child has not been waited for, so the PID is still runc's.
         let runc = Arc::new(
-            rustix::process::pidfd_open(pid, PidfdFlags::empty())
-                .map_err(|e| exec_err(id, "open a pidfd for runc exec")(e.into()))?,
+            rustix::process::pidfd_open(
+                Pid::from_raw(runc_pid).expect("a child's pid is positive"),
+                PidfdFlags::empty(),
+            )
+            .map_err(|e| exec_err(id, "open a pidfd for runc exec")(e.into()))?,
         );
         let pty = match controller {
-            Some(fd) => {
-                let fd = Arc::new(
+            Some(fd) => Some(Pty {
+                fd: Arc::new(
                     crate::sys::async_fd(fd).map_err(exec_err(id, "register the terminal"))?,
-                );
-                Some(Pty {
-                    fd: fd.clone(),
-                    resizer: PtyResizer {
-                        id: id.clone(),
-                        fd,
-                        runc: runc.clone(),
-                    },
-                })
-            }
+                ),
+            }),
             None => None,
         };
+        let (stdin, stdout, stderr): (Option<ExecWriter>, Option<ExecReader>, Option<ExecReader>) =
+            match &pty {
+                Some(p) => (Some(Box::new(p.clone())), Some(Box::new(p.clone())), None),
+                None => (
+                    child.stdin.take().map(|w| Box::new(w) as ExecWriter),
+                    child.stdout.take().map(|r| Box::new(r) as ExecReader),
+                    child.stderr.take().map(|r| Box::new(r) as ExecReader),
+                ),
+            };
         Ok(Self {
             id: id.clone(),
             child,
-            runc,
-            pty,
-            pid_file,
+            control: Arc::new(Control {
+                id: id.clone(),
+                runc,
+                runc_pid,
+                pid_file,
+                process: OnceLock::new(),
+                pty,
+            }),
+            stdin,
+            stdout,
+            stderr,
             process_file,
             code: None,
         })
     }
 
-    /// The process's standard input (without a terminal).
-    pub fn take_stdin(&mut self) -> Option<ChildStdin> {
-        self.child.stdin.take()
+    fn clean_files(&self) {
+        let _ = fs::remove_file(&self.process_file);
+        let _ = fs::remove_file(&self.control.pid_file);
+        let _ = fs::remove_file(crate::runc::exec_log_path(&self.control.pid_file));
+    }
+}
+
+#[async_trait]
+impl ExecSession for ExecProcess {
+    fn take_stdin(&mut self) -> Option<ExecWriter> {
+        self.stdin.take()
     }
 
-    /// The process's standard output (without a terminal).
-    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
-        self.child.stdout.take()
+    fn take_stdout(&mut self) -> Option<ExecReader> {
+        self.stdout.take()
     }
 
-    /// The process's standard error (without a terminal).
-    pub fn take_stderr(&mut self) -> Option<ChildStderr> {
-        self.child.stderr.take()
+    fn take_stderr(&mut self) -> Option<ExecReader> {
+        self.stderr.take()
     }
 
-    /// The terminal (with a terminal): input and output in one stream.
-    pub fn take_pty(&mut self) -> Option<Pty> {
-        self.pty.take()
+    fn control(&self) -> Arc<dyn ExecControl> {
+        self.control.clone()
     }
 
-    /// A handle that delivers signals while another task waits.
-    pub fn signaller(&self) -> ExecSignaller {
-        ExecSignaller {
-            id: self.id.clone(),
-            runc: self.runc.clone(),
-            pid_file: self.pid_file.clone(),
-        }
-    }
-
-    /// Delivers `sig` to the process. A process that has ended already is
-    /// not an error.
-    pub fn signal(&self, sig: Signal) -> Result<(), RuntimeError> {
-        self.signaller().signal(sig)
-    }
-
-    /// Waits for the process to end and returns its exit code: its status,
-    /// or 128 + n when signal n killed it. Cancel-safe; after it returned,
-    /// it returns the same code again.
-    pub async fn wait(&mut self) -> Result<i32, RuntimeError> {
+    async fn wait(&mut self) -> Result<i32, RuntimeError> {
         if let Some(code) = self.code {
             return Ok(code);
         }
@@ -235,8 +256,8 @@ impl ExecProcess {
         // runc exits 255 when it could not start the program at all; its log
         // tells that apart from a program that exited 255 itself.
         if code == 255 {
-            let log =
-                fs::read_to_string(crate::runc::exec_log_path(&self.pid_file)).unwrap_or_default();
+            let log = fs::read_to_string(crate::runc::exec_log_path(&self.control.pid_file))
+                .unwrap_or_default();
             if let Some((mapped, message)) = crate::runc::exec_failure_code(&log) {
                 tracing::debug!(devbox = %self.id, "exec failed to start: {message}");
                 code = mapped;
@@ -245,12 +266,6 @@ impl ExecProcess {
         self.code = Some(code);
         self.clean_files();
         Ok(code)
-    }
-
-    fn clean_files(&self) {
-        let _ = fs::remove_file(&self.process_file);
-        let _ = fs::remove_file(&self.pid_file);
-        let _ = fs::remove_file(crate::runc::exec_log_path(&self.pid_file));
     }
 }
 
@@ -268,53 +283,65 @@ impl Drop for ExecProcess {
     /// any more. runc itself then exits and tokio reaps it.
     fn drop(&mut self) {
         if self.code.is_none() && matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.signal(Signal::Kill);
+            let _ = self.control.signal(Signal::Kill);
         }
         self.clean_files();
     }
 }
 
-impl ExecSignaller {
-    /// See [`ExecProcess::signal`].
-    pub fn signal(&self, sig: Signal) -> Result<(), RuntimeError> {
+impl Control {
+    /// The process's pidfd: opened for the PID runc recorded, and kept only
+    /// if that PID is a child of our (unreaped) runc, so it is the process
+    /// runc started and not one that reused a PID.
+    fn process(&self) -> Option<&OwnedFd> {
+        if let Some(fd) = self.process.get() {
+            return Some(fd);
+        }
+        let pid = fs::read_to_string(&self.pid_file)
+            .ok()?
+            .trim()
+            .parse::<i32>()
+            .ok()?;
+        let fd = rustix::process::pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()?;
+        // Checked after opening: from now on the pidfd names one process
+        // whatever happens to the PID, and at the time of the check that
+        // process was runc's child.
+        if parent_of(pid) != Some(self.runc_pid) {
+            return None;
+        }
+        Some(self.process.get_or_init(|| fd))
+    }
+
+    fn send(&self, fd: &OwnedFd, sig: rustix::process::Signal) -> Result<(), RuntimeError> {
+        match rustix::process::pidfd_send_signal(fd, sig) {
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(e) => Err(exec_err(&self.id, "signal the exec")(e.into())),
+        }
+    }
+}
+
+impl ExecControl for Control {
+    fn signal(&self, sig: Signal) -> Result<(), RuntimeError> {
         if sig == Signal::Kill {
             // runc cannot forward SIGKILL, which it cannot catch: kill the
             // process itself. Killing runc as well ends the exec at once
             // when the process is not yet known.
-            if let Some(pid) = fs::read_to_string(&self.pid_file)
-                .ok()
-                .and_then(|s| s.trim().parse::<i32>().ok())
-                .and_then(Pid::from_raw)
-            {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                return Ok(());
+            if let Some(fd) = self.process() {
+                return self.send(fd, rustix::process::Signal::KILL);
             }
         }
-        match rustix::process::pidfd_send_signal(&*self.runc, crate::runtime::to_rustix(sig)) {
-            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
-            Err(e) => Err(exec_err(&self.id, "signal runc exec")(e.into())),
-        }
+        self.send(&self.runc, crate::runtime::to_rustix(sig))
     }
-}
 
-impl Pty {
-    /// A handle that resizes this terminal.
-    pub fn resizer(&self) -> PtyResizer {
-        self.resizer.clone()
-    }
-}
-
-impl PtyResizer {
-    /// Sets the terminal's window size; the process sees SIGWINCH.
-    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), RuntimeError> {
-        rustix::termios::tcsetwinsize(self.fd.get_ref(), winsize(rows, cols))
+    fn resize(&self, rows: u16, cols: u16) -> Result<(), RuntimeError> {
+        let Some(pty) = &self.pty else {
+            return Ok(());
+        };
+        rustix::termios::tcsetwinsize(pty.fd.get_ref(), winsize(rows, cols))
             .map_err(|e| exec_err(&self.id, "resize the terminal")(e.into()))?;
         // The outer terminal is not runc's controlling terminal, so the
         // kernel does not notify runc; it copies the size inward on SIGWINCH.
-        match rustix::process::pidfd_send_signal(&*self.runc, rustix::process::Signal::WINCH) {
-            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
-            Err(e) => Err(exec_err(&self.id, "signal runc exec")(e.into())),
-        }
+        self.send(&self.runc, rustix::process::Signal::WINCH)
     }
 }
 
@@ -391,17 +418,8 @@ mod tests {
         let (controller, replica) = open_pty(24, 80).unwrap();
         let size = rustix::termios::tcgetwinsize(&replica).unwrap();
         assert_eq!((size.ws_row, size.ws_col), (24, 80));
-        let fd = Arc::new(crate::sys::async_fd(controller).unwrap());
         let mut pty = Pty {
-            fd: fd.clone(),
-            resizer: PtyResizer {
-                id: "0123456789abcdef".parse().unwrap(),
-                fd,
-                runc: Arc::new(
-                    rustix::process::pidfd_open(rustix::process::getpid(), PidfdFlags::empty())
-                        .unwrap(),
-                ),
-            },
+            fd: Arc::new(crate::sys::async_fd(controller).unwrap()),
         };
         pty.write_all(b"ping\n").await.unwrap();
         let mut got = [0u8; 5];

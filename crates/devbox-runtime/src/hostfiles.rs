@@ -15,6 +15,11 @@ pub(crate) fn hosts(ip: Ipv4Addr, hostname: &DevboxName) -> String {
     format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{ip}\t{hostname}\n")
 }
 
+/// The devbox's own address in a hosts file written by [`hosts`].
+pub(crate) fn address_in_hosts(hosts: &str) -> Option<Ipv4Addr> {
+    hosts.lines().nth(2)?.split('\t').next()?.parse().ok()
+}
+
 pub(crate) fn hostname(hostname: &DevboxName) -> String {
     format!("{hostname}\n")
 }
@@ -60,6 +65,14 @@ pub(crate) fn resolv_conf() -> Result<String, RuntimeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_address_is_read_back_from_the_hosts_file() {
+        let ip: Ipv4Addr = "10.77.0.9".parse().unwrap();
+        let text = hosts(ip, &"web".parse().unwrap());
+        assert_eq!(address_in_hosts(&text), Some(ip));
+        assert_eq!(address_in_hosts("garbage"), None);
+    }
 
     #[test]
     fn hosts_names_the_devbox() {

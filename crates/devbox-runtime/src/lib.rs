@@ -11,15 +11,19 @@
 //! with what. Every mount, and the one `unsafe` call (registering a terminal
 //! with tokio), is in the `sys` module.
 
+mod addresses;
 mod agent;
 mod bundle;
+mod changes;
 mod cmd;
 mod config;
+mod connect;
 mod error;
 mod exec;
 mod hostfiles;
 mod layers;
 mod local;
+mod logs;
 mod network;
 mod overlay;
 mod paths;
@@ -33,12 +37,16 @@ mod users;
 pub use agent::AGENT;
 pub use bundle::{AGENT_PATH, CAPABILITIES, DEFAULT_PATH, cgroup_path};
 pub use config::{DEFAULT_BRIDGE, DEFAULT_SUBNET, RuntimeConfig, Subnet};
+pub use devbox_model::{Signal, UnknownSignal};
 pub use error::RuntimeError;
-pub use exec::{ExecProcess, ExecSignaller, Pty, PtyResizer};
+pub use exec::ExecProcess;
 pub use layers::LayerStore;
 pub use local::LocalRuntime;
 pub use network::{netns_name, netns_path, veth_name};
-pub use devbox_model::{Signal, UnknownSignal};
-pub use runtime::{ContainerState, ExecSpec, Runtime, StartSpec};
+pub use runtime::{
+    Changes, ChangesRequest, Connection, ContainerState, ContainerStatus, ExecControl, ExecReader,
+    ExecSession, ExecSpec, ExecWriter, ExitInfo, LogOptions, LogStream, Runtime, StartSpec,
+    Started,
+};
 pub use seccomp::DENIED as SECCOMP_DENIED;
 pub use users::ResolvedUser;

@@ -1,17 +1,24 @@
 //! [`LocalRuntime`]: devboxes as runc containers on this machine, with
 //! overlayfs root filesystems and a bridged network.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
+use std::net::Ipv4Addr;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use devbox_layer::digest::Digest;
+use devbox_layer::{LayerDescriptor, LayerSource};
 use devbox_model::{DevboxId, Resources};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 
+use crate::addresses::Addresses;
 use crate::bundle::{self, BundleInput};
 use crate::cmd::find_program;
 use crate::config::{RuntimeConfig, validate_bridge};
@@ -21,9 +28,12 @@ use crate::layers::LayerStore;
 use crate::network::{self, Network};
 use crate::paths::{DevboxPaths, Paths};
 use crate::runc::{Runc, Status};
-use crate::runtime::{ContainerState, ExecSpec, Runtime, StartSpec};
+use crate::runtime::{
+    Changes, ChangesRequest, Connection, ContainerState, ContainerStatus, ExecSession, ExecSpec,
+    LogOptions, LogStream, Runtime, StartSpec, Started,
+};
 use crate::stub::{self, StubError};
-use crate::{agent, hostfiles, overlay, sys, users};
+use crate::{agent, changes, connect, hostfiles, logs, overlay, sys, users};
 
 /// How long a container may take to die after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -31,14 +41,23 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 /// How often a stopping container's state is polled.
 const POLL: Duration = Duration::from_millis(100);
 
-/// The runc implementation of [`Runtime`].
-#[derive(Debug)]
+/// How often [`Runtime::exits`] looks for containers that ended.
+const EXIT_POLL: Duration = Duration::from_secs(1);
+
+/// The runc implementation of [`Runtime`]. Cloning shares everything.
+#[derive(Debug, Clone)]
 pub struct LocalRuntime {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     config: RuntimeConfig,
     paths: Paths,
     layers: LayerStore,
     runc: Runc,
     network: Network,
+    addresses: Addresses,
     nofile: u64,
 }
 
@@ -152,29 +171,35 @@ impl LocalRuntime {
             bin: runc_bin,
             root: paths.runc_root(),
         };
+        let addresses = Addresses::new(paths.addresses(), config.subnet);
+        adopt_unrecorded_addresses(&paths, &addresses)?;
+        addresses.release_orphans(|id| paths.devbox(id).dir)?;
         Ok(Self {
-            config,
-            paths,
-            layers,
-            runc,
-            network,
-            nofile: grantable_nofile(),
+            inner: Arc::new(Inner {
+                config,
+                paths,
+                layers,
+                runc,
+                network,
+                addresses,
+                nofile: grantable_nofile(),
+            }),
         })
     }
 
-    /// The shared store of unpacked layers.
+    /// The node's store of unpacked layers, shared by every devbox.
     pub fn layers(&self) -> &LayerStore {
-        &self.layers
+        &self.inner.layers
     }
 
     pub fn config(&self) -> &RuntimeConfig {
-        &self.config
+        &self.inner.config
     }
 
     /// The devbox's overlay upper directory: everything it changed since
     /// its layers, with overlay whiteouts. A commit packs it.
     pub fn upper_dir(&self, id: &DevboxId) -> PathBuf {
-        self.paths.devbox(id).upper()
+        self.inner.paths.devbox(id).upper()
     }
 
     /// Moves the upper directory of a stopped devbox into the layer store as
@@ -186,21 +211,21 @@ impl LocalRuntime {
         id: &DevboxId,
         diff_id: &Digest,
     ) -> Result<PathBuf, RuntimeError> {
-        let p = self.paths.devbox(id);
+        let p = self.inner.paths.devbox(id);
         if matches!(
-            self.runc.state(id).await?,
+            self.inner.runc.state(id).await?,
             Some(Status::Running(_) | Status::Paused(_))
         ) || is_mounted(&p.rootfs())?
         {
             return Err(RuntimeError::UpperInUse { id: id.clone() });
         }
-        self.layers.adopt(diff_id, &p.upper())
+        self.inner.layers.adopt(diff_id, &p.upper())
     }
 
     async fn wait_not_running(&self, id: &DevboxId, limit: Duration) -> Result<bool, RuntimeError> {
         let deadline = Instant::now() + limit;
         loop {
-            match self.runc.state(id).await? {
+            match self.inner.runc.state(id).await? {
                 Some(Status::Running(_) | Status::Paused(_)) => {}
                 _ => return Ok(true),
             }
@@ -212,13 +237,23 @@ impl LocalRuntime {
     }
 
     /// Kills and deletes the container (if any), then removes the network
-    /// and the mount. Idempotent; what is already gone is skipped.
-    async fn teardown(&self, id: &DevboxId) -> Result<(), RuntimeError> {
-        if let Some(status) = self.runc.state(id).await? {
+    /// and the mount. Idempotent; what is already gone is skipped. `known`
+    /// is the container's state when the caller has just read it, which
+    /// saves asking runc again.
+    async fn teardown(
+        &self,
+        id: &DevboxId,
+        known: Option<Option<Status>>,
+    ) -> Result<(), RuntimeError> {
+        let status = match known {
+            Some(s) => s,
+            None => self.inner.runc.state(id).await?,
+        };
+        if let Some(status) = status {
             if status != Status::Stopped {
                 // An error here usually means it died meanwhile; the wait
                 // tells.
-                let _ = self.runc.kill(id, "KILL").await;
+                let _ = self.inner.runc.kill(id, "KILL").await;
                 if !self.wait_not_running(id, KILL_WAIT).await? {
                     return Err(RuntimeError::StopTimeout {
                         id: id.clone(),
@@ -226,10 +261,10 @@ impl LocalRuntime {
                     });
                 }
             }
-            self.runc.delete(id).await?;
+            self.inner.runc.delete(id).await?;
         }
-        self.network.detach(id).await?;
-        let p = self.paths.devbox(id);
+        self.inner.network.detach(id).await?;
+        let p = self.inner.paths.devbox(id);
         let rootfs = p.rootfs();
         sys::unmount_all(&rootfs).map_err(|source| RuntimeError::Unmount {
             id: id.clone(),
@@ -242,18 +277,6 @@ impl LocalRuntime {
     }
 
     fn validate(&self, spec: &StartSpec) -> Result<(), RuntimeError> {
-        if let Some(missing) = spec.layers.iter().find(|d| !self.layers.contains(d)) {
-            return Err(RuntimeError::LayerMissing {
-                diff_id: missing.clone(),
-            });
-        }
-        if !self.config.subnet.is_devbox_address(spec.ip) {
-            return Err(RuntimeError::InvalidAddress {
-                id: spec.id.clone(),
-                ip: spec.ip,
-                subnet: self.config.subnet.to_string(),
-            });
-        }
         if bundle::workdir(&spec.workdir).is_none() {
             return Err(RuntimeError::InvalidWorkdir {
                 id: spec.id.clone(),
@@ -261,6 +284,53 @@ impl LocalRuntime {
             });
         }
         Ok(())
+    }
+
+    /// Unpacks every layer of the spec that this node lacks, fetched from
+    /// `source`. Layers already present are not touched.
+    async fn fetch_layers(
+        &self,
+        layers: &[LayerDescriptor],
+        source: &dyn LayerSource,
+    ) -> Result<(), RuntimeError> {
+        for layer in layers {
+            if self.inner.layers.contains(&layer.diff_id) {
+                continue;
+            }
+            let reader =
+                source
+                    .open_layer(layer)
+                    .await
+                    .map_err(|source| RuntimeError::LayerFetch {
+                        diff_id: layer.diff_id.clone(),
+                        source,
+                    })?;
+            let store = self.inner.layers.clone();
+            let (diff_id, compression) = (layer.diff_id.clone(), layer.compression);
+            tokio::task::spawn_blocking(move || store.unpack(&diff_id, reader, compression))
+                .await
+                .map_err(|e| {
+                    RuntimeError::io("unpack layer", Path::new(layer.diff_id.as_str()))(
+                        io::Error::other(e),
+                    )
+                })??;
+        }
+        Ok(())
+    }
+
+    /// Whether the container runs, as far as runc knows; an error counts as
+    /// not running (a followed log then ends rather than hanging forever).
+    fn liveness(&self, id: &DevboxId) -> logs::Liveness {
+        let (rt, id) = (self.clone(), id.clone());
+        Box::new(move || {
+            let (rt, id) = (rt.clone(), id.clone());
+            Box::pin(async move {
+                matches!(
+                    rt.inner.runc.state(&id).await,
+                    Ok(Some(Status::Running(_) | Status::Paused(_)))
+                )
+            })
+        })
     }
 
     /// Creates the devbox's directories. A new upper directory takes the
@@ -287,15 +357,15 @@ impl LocalRuntime {
         Ok(())
     }
 
-    async fn start_inner(&self, spec: &StartSpec) -> Result<(), RuntimeError> {
+    async fn start_inner(&self, spec: &StartSpec, ip: Ipv4Addr) -> Result<(), RuntimeError> {
         let id = &spec.id;
-        let p = self.paths.devbox(id);
+        let p = self.inner.paths.devbox(id);
         // Topmost first, as overlayfs lists lower directories.
         let layer_dirs: Vec<PathBuf> = spec
             .layers
             .iter()
             .rev()
-            .map(|d| self.layers.path(d))
+            .map(|l| self.inner.layers.path(&l.diff_id))
             .collect();
         self.prepare_dirs(&p, layer_dirs.first().map(PathBuf::as_path))?;
 
@@ -303,7 +373,7 @@ impl LocalRuntime {
             let path = p.etc_file(name);
             fs::write(&path, content).map_err(RuntimeError::io("write", &path))
         };
-        write("hosts", hostfiles::hosts(spec.ip, &spec.hostname))?;
+        write("hosts", hostfiles::hosts(ip, &spec.hostname))?;
         write("hostname", hostfiles::hostname(&spec.hostname))?;
         write("resolv.conf", hostfiles::resolv_conf()?)?;
 
@@ -342,13 +412,13 @@ impl LocalRuntime {
             }
         })?;
 
-        self.network.attach(id, spec.ip).await?;
+        self.inner.network.attach(id, ip).await?;
 
         let oci = bundle::spec(&BundleInput {
             id,
             hostname: &spec.hostname,
             rootfs: p.rootfs(),
-            agent: self.paths.agent(),
+            agent: self.inner.paths.agent(),
             etc: p.etc(),
             netns: network::netns_path(id),
             resources: &spec.resources,
@@ -356,7 +426,7 @@ impl LocalRuntime {
             workdir: &spec.workdir,
             user: &user,
             command: spec.command.as_deref(),
-            nofile: self.nofile,
+            nofile: self.inner.nofile,
         })
         .map_err(|source| RuntimeError::Bundle {
             id: id.clone(),
@@ -366,7 +436,8 @@ impl LocalRuntime {
         let json = serde_json::to_vec_pretty(&oci).expect("a runtime spec serializes");
         fs::write(&config, json).map_err(RuntimeError::io("write", &config))?;
 
-        self.runc
+        self.inner
+            .runc
             .run_detached(id, &p.bundle(), &p.console_log(), &p.runc_log())
             .await
     }
@@ -374,21 +445,36 @@ impl LocalRuntime {
 
 #[async_trait]
 impl Runtime for LocalRuntime {
-    async fn start(&self, spec: &StartSpec) -> Result<(), RuntimeError> {
+    async fn start(
+        &self,
+        spec: &StartSpec,
+        source: &dyn LayerSource,
+    ) -> Result<Started, RuntimeError> {
         let id = &spec.id;
-        if let Some(Status::Running(_) | Status::Paused(_)) = self.runc.state(id).await? {
-            return Ok(());
+        let p = self.inner.paths.devbox(id);
+        let status = self.inner.runc.state(id).await?;
+        if let Some(Status::Running(_) | Status::Paused(_)) = status {
+            return Ok(Started {
+                ip: self.inner.addresses.of(&p.address())?,
+                command: None,
+            });
         }
         self.validate(spec)?;
+        self.fetch_layers(&spec.layers, source).await?;
         // Leftovers of a run that ended or a start that was cut short.
-        self.teardown(id).await?;
-        match self.start_inner(spec).await {
+        self.teardown(id, Some(status)).await?;
+        create_dir(p.dir(), 0o700)?;
+        let ip = self.inner.addresses.ensure(id, &p.address())?;
+        match self.start_inner(spec, ip).await {
             Ok(()) => {
-                tracing::info!(devbox = %id, ip = %spec.ip, "devbox started");
-                Ok(())
+                tracing::info!(devbox = %id, %ip, "devbox started");
+                Ok(Started {
+                    ip: Some(ip),
+                    command: None,
+                })
             }
             Err(e) => {
-                if let Err(undo) = self.teardown(id).await {
+                if let Err(undo) = self.teardown(id, None).await {
                     tracing::warn!(devbox = %id, error = %undo, "cannot undo a failed start");
                 }
                 Err(e)
@@ -397,17 +483,22 @@ impl Runtime for LocalRuntime {
     }
 
     async fn stop(&self, id: &DevboxId, grace: Duration) -> Result<(), RuntimeError> {
-        if let Some(Status::Running(_) | Status::Paused(_)) = self.runc.state(id).await? {
+        let mut status = self.inner.runc.state(id).await?;
+        if let Some(Status::Running(_) | Status::Paused(_)) = status {
+            if let Some(Status::Paused(_)) = status {
+                // A frozen devbox cannot act on SIGTERM.
+                let _ = self.inner.runc.resume(id).await;
+            }
             let mut stopped = false;
             if !grace.is_zero() {
                 // The agent asks every process to end, then exits.
-                if let Err(e) = self.runc.kill(id, "TERM").await {
+                if let Err(e) = self.inner.runc.kill(id, "TERM").await {
                     tracing::debug!(devbox = %id, error = %e, "SIGTERM not delivered");
                 }
                 stopped = self.wait_not_running(id, grace).await?;
             }
             if !stopped {
-                let _ = self.runc.kill(id, "KILL").await;
+                let _ = self.inner.runc.kill(id, "KILL").await;
                 if !self.wait_not_running(id, KILL_WAIT).await? {
                     return Err(RuntimeError::StopTimeout {
                         id: id.clone(),
@@ -416,21 +507,27 @@ impl Runtime for LocalRuntime {
                 }
             }
             tracing::info!(devbox = %id, "devbox stopped");
+            status = Some(Status::Stopped);
         }
-        self.teardown(id).await
+        self.teardown(id, Some(status)).await
     }
 
-    async fn state(&self, id: &DevboxId) -> Result<ContainerState, RuntimeError> {
-        Ok(match self.runc.state(id).await? {
+    async fn status(&self, id: &DevboxId) -> Result<ContainerStatus, RuntimeError> {
+        let state = match self.inner.runc.state(id).await? {
             None => ContainerState::Absent,
             Some(Status::Running(pid) | Status::Paused(pid)) => ContainerState::Running { pid },
-            Some(Status::Created | Status::Stopped) => ContainerState::Stopped,
+            Some(Status::Created | Status::Stopped) => ContainerState::Exited(None),
+        };
+        Ok(ContainerStatus {
+            state,
+            oom_kills: 0,
+            command: None,
         })
     }
 
     async fn remove(&self, id: &DevboxId) -> Result<(), RuntimeError> {
         self.stop(id, Duration::ZERO).await?;
-        let p = self.paths.devbox(id);
+        let p = self.inner.paths.devbox(id);
         // Never delete through a mount: that would reach into the layers.
         if is_mounted(&p.rootfs())? {
             return Err(RuntimeError::Unmount {
@@ -439,13 +536,18 @@ impl Runtime for LocalRuntime {
                 source: io::Error::from(io::ErrorKind::ResourceBusy),
             });
         }
+        self.inner.addresses.release(id, &p.address())?;
         remove_if_exists(p.dir())?;
         tracing::info!(devbox = %id, "devbox removed");
         Ok(())
     }
 
-    async fn exec(&self, id: &DevboxId, spec: &ExecSpec) -> Result<ExecProcess, RuntimeError> {
-        if !matches!(self.runc.state(id).await?, Some(Status::Running(_))) {
+    async fn exec(
+        &self,
+        id: &DevboxId,
+        spec: &ExecSpec,
+    ) -> Result<Box<dyn ExecSession>, RuntimeError> {
+        if !matches!(self.inner.runc.state(id).await?, Some(Status::Running(_))) {
             return Err(RuntimeError::NotRunning { id: id.clone() });
         }
         if spec.cmd.is_empty() {
@@ -455,7 +557,7 @@ impl Runtime for LocalRuntime {
             id: id.clone(),
             workdir: spec.workdir.clone(),
         })?;
-        let p = self.paths.devbox(id);
+        let p = self.inner.paths.devbox(id);
         let user = users::resolve_in(&p.rootfs(), spec.user.as_deref()).map_err(|reason| {
             RuntimeError::User {
                 id: id.clone(),
@@ -463,11 +565,18 @@ impl Runtime for LocalRuntime {
                 reason,
             }
         })?;
-        let process = bundle::exec_process(&spec.cmd, &spec.env, cwd, &user, spec.tty, self.nofile)
-            .map_err(|source| RuntimeError::Bundle {
-                id: id.clone(),
-                source,
-            })?;
+        let process = bundle::exec_process(
+            &spec.cmd,
+            &spec.env,
+            cwd,
+            &user,
+            spec.tty,
+            self.inner.nofile,
+        )
+        .map_err(|source| RuntimeError::Bundle {
+            id: id.clone(),
+            source,
+        })?;
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "{}-{}",
@@ -480,30 +589,92 @@ impl Runtime for LocalRuntime {
         let pid_file = dir.join(format!("{name}.pid"));
         let json = serde_json::to_vec(&process).expect("a process spec serializes");
         fs::write(&process_file, json).map_err(RuntimeError::io("write", &process_file))?;
-        let cmd = self.runc.exec(id, &process_file, &pid_file);
+        let cmd = self.inner.runc.exec(id, &process_file, &pid_file);
         let written = process_file.clone();
-        ExecProcess::spawn(id, cmd, spec.tty, process_file, pid_file).inspect_err(|_| {
-            // Nothing will run this process description any more.
-            let _ = fs::remove_file(&written);
-        })
+        let session =
+            ExecProcess::spawn(id, cmd, spec.tty, process_file, pid_file).inspect_err(|_| {
+                // Nothing will run this process description any more.
+                let _ = fs::remove_file(&written);
+            })?;
+        Ok(Box::new(session))
     }
 
     async fn update(&self, id: &DevboxId, resources: &Resources) -> Result<(), RuntimeError> {
         if !matches!(
-            self.runc.state(id).await?,
+            self.inner.runc.state(id).await?,
             Some(Status::Running(_) | Status::Paused(_))
         ) {
             return Err(RuntimeError::NotRunning { id: id.clone() });
         }
-        self.runc.update(id, resources).await
+        self.inner.runc.update(id, resources).await
     }
 
-    fn log_path(&self, id: &DevboxId) -> PathBuf {
-        self.paths.devbox(id).console_log()
+    async fn logs(&self, id: &DevboxId, opts: LogOptions) -> Result<LogStream, RuntimeError> {
+        let p = self.inner.paths.devbox(id);
+        let current = p.console_log();
+        let older = current.with_extension("log.1");
+        logs::stream(current, older, opts, self.liveness(id))
+    }
+
+    async fn connect(&self, id: &DevboxId, port: u16) -> Result<Box<dyn Connection>, RuntimeError> {
+        if !matches!(self.inner.runc.state(id).await?, Some(Status::Running(_))) {
+            return Err(RuntimeError::NotRunning { id: id.clone() });
+        }
+        let stream = connect::connect(id, network::netns_path(id), port).await?;
+        Ok(Box::new(stream))
+    }
+
+    async fn read_changes(
+        &self,
+        id: &DevboxId,
+        req: &ChangesRequest,
+    ) -> Result<Changes, RuntimeError> {
+        let p = self.inner.paths.devbox(id);
+        let upper = p.upper();
+        if !upper.is_dir() {
+            return Err(RuntimeError::io("read the changes in", &upper)(
+                io::Error::from(io::ErrorKind::NotFound),
+            ));
+        }
+        let frozen =
+            req.freeze && matches!(self.inner.runc.state(id).await?, Some(Status::Running(_))) && {
+                self.inner.runc.pause(id).await?;
+                true
+            };
+        let thaw = {
+            let (runc, id) = (self.inner.runc.clone(), id.clone());
+            move || {
+                if frozen {
+                    // The walk runs on a thread of its own, outside tokio.
+                    let status = std::process::Command::new(&runc.bin)
+                        .arg("--root")
+                        .arg(&runc.root)
+                        .args(["resume", id.as_str()])
+                        .status();
+                    if !matches!(status, Ok(s) if s.success()) {
+                        tracing::error!(devbox = %id, ?status, "cannot thaw the devbox after reading its changes");
+                    }
+                }
+            }
+        };
+        let reader = changes::read_upper(upper.clone(), thaw)
+            .map_err(RuntimeError::io("read the changes in", &upper))?;
+        Ok(Changes {
+            tar: Box::new(reader),
+            since: None,
+        })
+    }
+
+    async fn commit_changes(&self, id: &DevboxId, diff_id: &Digest) -> Result<(), RuntimeError> {
+        if !self.inner.paths.devbox(id).upper().exists() {
+            return Ok(());
+        }
+        self.promote_upper(id, diff_id).await.map(drop)
     }
 
     async fn list(&self) -> Result<Vec<DevboxId>, RuntimeError> {
         let mut ids: Vec<DevboxId> = self
+            .inner
             .runc
             .list()
             .await?
@@ -513,4 +684,64 @@ impl Runtime for LocalRuntime {
         ids.sort();
         Ok(ids)
     }
+
+    fn exits(&self) -> BoxStream<'static, DevboxId> {
+        // The watch begins now, not when the stream is first polled, so an
+        // exit between the call and the first poll is not missed.
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let rt = self.clone();
+        tokio::spawn(async move {
+            let mut seen: Option<HashSet<DevboxId>> = None;
+            while !tx.is_closed() {
+                if let Ok(running) = rt.inner.runc.running().await {
+                    let now: HashSet<DevboxId> =
+                        running.into_iter().filter_map(|s| s.parse().ok()).collect();
+                    if let Some(before) = &seen {
+                        for id in before.difference(&now) {
+                            if tx.send(id.clone()).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    seen = Some(now);
+                }
+                tokio::time::sleep(EXIT_POLL).await;
+            }
+        });
+        tokio_stream_of(rx)
+    }
+}
+
+/// A receiver as a stream.
+fn tokio_stream_of<T: Send + 'static>(
+    rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> BoxStream<'static, T> {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) }).boxed()
+}
+
+/// Records the address of devboxes that got one before addresses were
+/// claimed here (their `/etc/hosts` names it), so a start of another devbox
+/// never takes the address of one that still runs.
+fn adopt_unrecorded_addresses(paths: &Paths, addresses: &Addresses) -> Result<(), RuntimeError> {
+    let Ok(entries) = fs::read_dir(paths.devboxes()) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let Some(id) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<DevboxId>().ok())
+        else {
+            continue;
+        };
+        let p = paths.devbox(&id);
+        if p.address().exists() {
+            continue;
+        }
+        let hosts = fs::read_to_string(p.etc_file("hosts")).unwrap_or_default();
+        if let Some(ip) = hostfiles::address_in_hosts(&hosts) {
+            addresses.adopt(&id, &p.address(), ip)?;
+        }
+    }
+    Ok(())
 }

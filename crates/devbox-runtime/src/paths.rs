@@ -4,6 +4,7 @@
 //! <root>/bin/devbox-agent          the agent, bind-mounted into every devbox
 //! <root>/layers/sha256/<hex>/      one unpacked layer per diffID (LayerStore)
 //! <root>/runc/                     runc's state (`runc --root`)
+//! <root>/addresses/<ip>            address claims, holding the devbox's ID
 //! <root>/devboxes/<id>/            everything one devbox owns, see DevboxPaths
 //! ```
 
@@ -22,6 +23,10 @@ impl Paths {
     }
     pub fn layers(&self) -> PathBuf {
         self.root.join("layers/sha256")
+    }
+    /// Address claims, one file per address (see `addresses.rs`).
+    pub fn addresses(&self) -> PathBuf {
+        self.root.join("addresses")
     }
     pub fn runc_root(&self) -> PathBuf {
         self.root.join("runc")
@@ -81,6 +86,10 @@ impl DevboxPaths {
     /// Process specs and pid files of running execs.
     pub fn exec(&self) -> PathBuf {
         self.dir.join("exec")
+    }
+    /// The address the devbox holds (see `addresses.rs`).
+    pub fn address(&self) -> PathBuf {
+        self.dir.join("address")
     }
     pub fn dir(&self) -> &Path {
         &self.dir

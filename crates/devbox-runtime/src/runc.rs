@@ -38,6 +38,8 @@ struct StateJson {
 #[derive(Deserialize)]
 struct ListEntry {
     id: String,
+    #[serde(default)]
+    status: String,
 }
 
 #[derive(Deserialize)]
@@ -192,6 +194,36 @@ impl Runc {
 
     /// IDs of every container under this root.
     pub async fn list(&self) -> Result<Vec<String>, RuntimeError> {
+        Ok(self
+            .list_entries()
+            .await?
+            .into_iter()
+            .map(|e| e.id)
+            .collect())
+    }
+
+    /// IDs of the containers under this root that run (or are paused).
+    pub async fn running(&self) -> Result<Vec<String>, RuntimeError> {
+        Ok(self
+            .list_entries()
+            .await?
+            .into_iter()
+            .filter(|e| e.status == "running" || e.status == "paused")
+            .map(|e| e.id)
+            .collect())
+    }
+
+    /// Freezes every process of the container (the cgroup freezer).
+    pub async fn pause(&self, id: &DevboxId) -> Result<(), RuntimeError> {
+        run(self.cmd(["pause", id.as_str()])).await.map(drop)
+    }
+
+    /// Thaws a paused container.
+    pub async fn resume(&self, id: &DevboxId) -> Result<(), RuntimeError> {
+        run(self.cmd(["resume", id.as_str()])).await.map(drop)
+    }
+
+    async fn list_entries(&self) -> Result<Vec<ListEntry>, RuntimeError> {
         let ran = output(self.cmd(["list", "--format", "json"])).await?;
         if !ran.out.status.success() {
             return Err(ran.failed());
@@ -203,11 +235,7 @@ impl Runc {
                 command: ran.command.clone(),
                 reason: e.to_string(),
             })?;
-        Ok(entries
-            .unwrap_or_default()
-            .into_iter()
-            .map(|e| e.id)
-            .collect())
+        Ok(entries.unwrap_or_default())
     }
 
     /// `runc exec` of the process described in `process`; runc writes the

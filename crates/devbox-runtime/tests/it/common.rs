@@ -1,15 +1,20 @@
 //! Shared helpers: prerequisites, a busybox image, runtimes and execs.
 
+use std::collections::HashMap;
 use std::io::Read;
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
 use devbox_layer::compression::Compression;
 use devbox_layer::digest::Digest;
+use devbox_layer::{LayerDescriptor, LayerSource, LayerSourceError};
 use devbox_model::{ByteSize, DevboxId, Resources};
-use devbox_runtime::{ExecSpec, LayerStore, LocalRuntime, Runtime, RuntimeConfig, StartSpec};
+use devbox_runtime::{
+    ExecSpec, LayerStore, LocalRuntime, LogOptions, Runtime, RuntimeConfig, StartSpec, Started,
+};
+use futures::StreamExt;
 use tokio::io::AsyncReadExt;
 
 pub const BRIDGE: &str = "dbxtest0";
@@ -20,7 +25,8 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// Applets linked in the test image, as `busybox --install -s` would.
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "ls", "sleep", "ip", "ping", "hostname", "id", "ps", "touch", "rm",
-    "mkdir", "stty", "test", "true", "false", "wc", "env", "kill", "grep", "unshare",
+    "mkdir", "stty", "test", "true", "false", "wc", "env", "kill", "grep", "unshare", "httpd",
+    "dd", "head", "seq", "yes",
 ];
 
 /// Fails with a clear message when a prerequisite of these tests is missing.
@@ -155,24 +161,81 @@ pub fn pack(dir: &Path) -> Vec<u8> {
     tar
 }
 
+/// The descriptor of an uncompressed layer tar.
+pub fn descriptor(tar: &[u8]) -> LayerDescriptor {
+    let digest = sha256(tar);
+    LayerDescriptor {
+        digest: digest.clone(),
+        diff_id: digest,
+        size: tar.len() as u64,
+        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+        compression: Compression::None,
+    }
+}
+
 /// Builds the busybox image and puts its single layer in `store`.
-pub fn busybox_layer(store: &LayerStore) -> Digest {
+pub fn busybox_layer(store: &LayerStore) -> LayerDescriptor {
     let src = tempfile::tempdir().unwrap();
     busybox_rootfs(src.path());
     let tar = pack(src.path());
-    let diff_id = sha256(&tar);
+    let layer = descriptor(&tar);
     store
-        .unpack(&diff_id, &tar[..], Compression::None)
+        .unpack(&layer.diff_id, &tar[..], Compression::None)
         .expect("unpack the busybox layer");
-    diff_id
+    layer
 }
 
-pub fn start_spec(id: &DevboxId, name: &str, layer: &Digest, ip: &str) -> StartSpec {
+/// Layer blobs held in memory, by blob digest.
+#[derive(Debug, Default)]
+pub struct MemSource(pub HashMap<Digest, Vec<u8>>);
+
+#[async_trait]
+impl LayerSource for MemSource {
+    async fn open_layer(
+        &self,
+        layer: &LayerDescriptor,
+    ) -> Result<Box<dyn Read + Send>, LayerSourceError> {
+        match self.0.get(&layer.digest) {
+            Some(blob) => Ok(Box::new(std::io::Cursor::new(blob.clone()))),
+            None => Err(LayerSourceError {
+                digest: layer.digest.clone(),
+                source: "no such blob".into(),
+            }),
+        }
+    }
+}
+
+/// A source with no layers: for starts whose layers the node holds.
+pub fn no_source() -> MemSource {
+    MemSource::default()
+}
+
+/// Starts a devbox whose layers the node holds already.
+pub async fn start(
+    rt: &LocalRuntime,
+    spec: &StartSpec,
+) -> Result<Started, devbox_runtime::RuntimeError> {
+    rt.start(spec, &no_source()).await
+}
+
+/// The whole console log as it is now.
+pub async fn read_logs(rt: &LocalRuntime, id: &DevboxId) -> String {
+    let mut s = rt
+        .logs(id, LogOptions::default())
+        .await
+        .expect("read the log");
+    let mut out = Vec::new();
+    while let Some(chunk) = s.next().await {
+        out.extend_from_slice(&chunk.expect("a log chunk"));
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn start_spec(id: &DevboxId, name: &str, layer: &LayerDescriptor) -> StartSpec {
     StartSpec {
         id: id.clone(),
         hostname: name.parse().unwrap(),
         layers: vec![layer.clone()],
-        ip: ip.parse::<Ipv4Addr>().unwrap(),
         resources: Resources {
             cpus: 1.0,
             memory: ByteSize::mib(256),
@@ -313,13 +376,4 @@ pub async fn try_read_until(
         seen.extend_from_slice(&buf[..n]);
     }
     Ok(())
-}
-
-/// Reads a whole file of the console log, or an empty string.
-pub fn read_log(path: &Path) -> String {
-    let mut s = String::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
-        f.read_to_string(&mut s).unwrap();
-    }
-    s
 }

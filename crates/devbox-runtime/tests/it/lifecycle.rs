@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use devbox_model::{ByteSize, Resources};
-use devbox_runtime::{ContainerState, ExecSpec, LocalRuntime, Runtime, RuntimeError, Signal};
+use devbox_runtime::{
+    ChangesRequest, ContainerState, ExecSpec, LocalRuntime, Runtime, RuntimeError, Signal,
+};
 use tokio::io::AsyncWriteExt;
 
 use crate::common::*;
@@ -34,18 +36,20 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
         rt: &rt,
         ids: vec![id.clone()],
     };
-    let mut spec = start_spec(&id, "box-one", &layer, "10.78.0.10");
+    let mut spec = start_spec(&id, "box-one", &layer);
     spec.command = Some(vec![
         "sh".into(),
         "-c".into(),
         "echo started-$FOO; echo oops >&2".into(),
     ]);
 
-    assert_eq!(rt.state(&id).await.unwrap(), ContainerState::Absent);
-    rt.start(&spec).await.expect("start");
+    assert_eq!(rt.status(&id).await.unwrap().state, ContainerState::Absent);
+    let started = start(&rt, &spec).await.expect("start");
+    let ip = started.ip.expect("the devbox got an address").to_string();
     // Starting a running devbox changes nothing.
-    rt.start(&spec).await.expect("start again");
-    let ContainerState::Running { pid } = rt.state(&id).await.unwrap() else {
+    let again = start(&rt, &spec).await.expect("start again");
+    assert_eq!(again.ip, started.ip);
+    let ContainerState::Running { pid } = rt.status(&id).await.unwrap().state else {
         panic!("not running after start");
     };
     assert!(pid > 1);
@@ -65,17 +69,19 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
         "{:?}",
         out.stdout
     );
-    let log = rt.log_path(&id);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !read_log(&log).contains("command exited with status 0") {
+    while !read_logs(&rt, &id)
+        .await
+        .contains("command exited with status 0")
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
             "log: {:?}",
-            read_log(&log)
+            read_logs(&rt, &id).await
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let text = read_log(&log);
+    let text = read_logs(&rt, &id).await;
     assert!(
         text.contains("started-bar\n") && text.contains("oops\n"),
         "{text}"
@@ -85,13 +91,17 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
     let out = exec(&rt, &id, &["hostname"]).await;
     assert_eq!(out.stdout, "box-one\n");
     let out = exec(&rt, &id, &["cat", "/etc/hosts"]).await;
-    assert!(out.stdout.contains("10.78.0.10\tbox-one"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("{ip}\tbox-one")),
+        "{}",
+        out.stdout
+    );
     let out = exec(&rt, &id, &["sh", "-c", "echo x > /etc/hosts"]).await;
     assert_ne!(out.code, 0, "/etc/hosts must be read-only");
     let out = exec(&rt, &id, &["ping", "-c", "1", "-W", "5", GATEWAY]).await;
     assert_eq!(out.code, 0, "ping the gateway: {out:?}");
     let out = exec(&rt, &id, &["ip", "-4", "addr", "show", "eth0"]).await;
-    assert!(out.stdout.contains("10.78.0.10/24"), "{}", out.stdout);
+    assert!(out.stdout.contains(&format!("{ip}/24")), "{}", out.stdout);
 
     // Users: a name from the image, and root's capabilities are the default set.
     let out = exec_as(&rt, &id, Some("dev"), &["id"]).await;
@@ -166,7 +176,7 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
     let out = exec(&rt, &id, &["sh", "-c", "echo kept > /root/file"]).await;
     assert_eq!(out.code, 0, "{out:?}");
     rt.stop(&id, GRACE).await.expect("stop");
-    assert_eq!(rt.state(&id).await.unwrap(), ContainerState::Absent);
+    assert_eq!(rt.status(&id).await.unwrap().state, ContainerState::Absent);
     rt.stop(&id, GRACE).await.expect("stop again");
     assert!(
         rt.exec(
@@ -199,15 +209,16 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
             "{target} was created in the upper directory"
         );
     }
-    let stopping = read_log(&log);
+    let stopping = read_logs(&rt, &id).await;
     assert!(stopping.contains("devbox-agent: stopping"), "{stopping}");
 
-    rt.start(&spec).await.expect("start after stop");
+    let restarted = start(&rt, &spec).await.expect("start after stop");
+    assert_eq!(restarted.ip, started.ip, "a devbox keeps its address");
     let out = exec(&rt, &id, &["cat", "/root/file"]).await;
     assert_eq!(out.stdout, "kept\n");
 
     rt.remove(&id).await.expect("remove");
-    assert_eq!(rt.state(&id).await.unwrap(), ContainerState::Absent);
+    assert_eq!(rt.status(&id).await.unwrap().state, ContainerState::Absent);
     assert_nothing_left(root.path(), &id);
     rt.remove(&id).await.expect("remove again");
 }
@@ -222,7 +233,7 @@ async fn an_exec_on_a_terminal_runs_a_shell_and_follows_resizes() {
         rt: &rt,
         ids: vec![id.clone()],
     };
-    rt.start(&start_spec(&id, "box-tty", &layer, "10.78.0.11"))
+    start(&rt, &start_spec(&id, "box-tty", &layer))
         .await
         .expect("start");
 
@@ -232,20 +243,21 @@ async fn an_exec_on_a_terminal_runs_a_shell_and_follows_resizes() {
         ..ExecSpec::default()
     };
     let mut p = rt.exec(&id, &spec).await.expect("exec with a terminal");
-    assert!(p.take_stdout().is_none(), "a terminal exec has no pipes");
-    let mut pty = p.take_pty().expect("a terminal");
-    let resizer = pty.resizer();
+    assert!(p.take_stderr().is_none(), "a terminal exec has no stderr");
+    let mut input = p.take_stdin().expect("the terminal's input");
+    let mut pty = p.take_stdout().expect("the terminal's output");
+    let control = p.control();
     let mut seen = Vec::new();
-    pty.write_all(b"stty size\n").await.unwrap();
+    input.write_all(b"stty size\n").await.unwrap();
     read_until(&mut pty, &mut seen, "24 80", Duration::from_secs(20)).await;
 
-    resizer.resize(30, 100).unwrap();
+    control.resize(30, 100).unwrap();
     // runc copies the size inward when it handles the signal; ask until the
     // shell sees it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         seen.clear();
-        pty.write_all(b"stty size\n").await.unwrap();
+        input.write_all(b"stty size\n").await.unwrap();
         match try_read_until(&mut pty, &mut seen, "30 100", Duration::from_secs(1)).await {
             Ok(()) => break,
             Err(e) => assert!(
@@ -255,7 +267,7 @@ async fn an_exec_on_a_terminal_runs_a_shell_and_follows_resizes() {
         }
     }
 
-    pty.write_all(b"echo $((6*7))\nexit 5\n").await.unwrap();
+    input.write_all(b"echo $((6*7))\nexit 5\n").await.unwrap();
     read_until(&mut pty, &mut seen, "42\r\n", Duration::from_secs(20)).await;
     let code = tokio::time::timeout(Duration::from_secs(20), p.wait())
         .await
@@ -275,7 +287,7 @@ async fn an_exec_on_a_terminal_runs_a_shell_and_follows_resizes() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    p.signal(Signal::Int).unwrap();
+    p.control().signal(Signal::Int).unwrap();
     let code = tokio::time::timeout(Duration::from_secs(20), p.wait())
         .await
         .unwrap()
@@ -292,7 +304,7 @@ async fn an_exec_on_a_terminal_runs_a_shell_and_follows_resizes() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    p.signaller().signal(Signal::Kill).unwrap();
+    p.control().signal(Signal::Kill).unwrap();
     let code = tokio::time::timeout(Duration::from_secs(20), p.wait())
         .await
         .unwrap()
@@ -313,17 +325,20 @@ async fn devboxes_cannot_reach_each_other() {
         rt: &rt,
         ids: vec![a.clone(), b.clone()],
     };
-    rt.start(&start_spec(&a, "box-a", &layer, "10.78.0.20"))
+    start(&rt, &start_spec(&a, "box-a", &layer))
         .await
         .expect("start a");
-    rt.start(&start_spec(&b, "box-b", &layer, "10.78.0.21"))
+    let b_ip = start(&rt, &start_spec(&b, "box-b", &layer))
         .await
-        .expect("start b");
+        .expect("start b")
+        .ip
+        .expect("an address")
+        .to_string();
     for id in [&a, &b] {
         let out = exec(&rt, id, &["ping", "-c", "1", "-W", "5", GATEWAY]).await;
         assert_eq!(out.code, 0, "the gateway is reachable: {out:?}");
     }
-    let out = exec(&rt, &a, &["ping", "-c", "1", "-W", "2", "10.78.0.21"]).await;
+    let out = exec(&rt, &a, &["ping", "-c", "1", "-W", "2", &b_ip]).await;
     assert_ne!(out.code, 0, "box-a reached box-b: {out:?}");
     // Not even through the gateway.
     let out = exec(
@@ -332,7 +347,7 @@ async fn devboxes_cannot_reach_each_other() {
         &[
             "sh",
             "-c",
-            "ip route replace 10.78.0.21 via 10.78.0.1 2>&1; echo $?",
+            &format!("ip route replace {b_ip} via {GATEWAY} 2>&1; echo $?"),
         ],
     )
     .await;
@@ -354,9 +369,9 @@ async fn a_new_runtime_adopts_running_devboxes() {
     {
         let rt = runtime(root.path()).await;
         let layer = busybox_layer(rt.layers());
-        let mut spec = start_spec(&id, "box-adopt", &layer, "10.78.0.30");
+        let mut spec = start_spec(&id, "box-adopt", &layer);
         spec.command = Some(vec!["sleep".into(), "1000".into()]);
-        rt.start(&spec).await.expect("start");
+        start(&rt, &spec).await.expect("start");
     }
     // The first runtime is gone, as after a restart of the server.
     let rt = runtime(root.path()).await;
@@ -364,15 +379,28 @@ async fn a_new_runtime_adopts_running_devboxes() {
         rt: &rt,
         ids: vec![id.clone()],
     };
-    assert!(matches!(
-        rt.state(&id).await.unwrap(),
-        ContainerState::Running { .. }
-    ));
+    assert!(rt.status(&id).await.unwrap().state.is_running());
     assert_eq!(rt.list().await.unwrap(), vec![id.clone()]);
     let out = exec(&rt, &id, &["echo", "still here"]).await;
     assert_eq!((out.code, out.stdout.as_str()), (0, "still here\n"));
+    // The new runtime knows the address is taken.
+    let other = new_id();
+    let mut cleanup_other = Cleanup {
+        rt: &rt,
+        ids: vec![other.clone()],
+    };
+    let layer = busybox_layer(rt.layers());
+    let held = exec(&rt, &id, &["hostname", "-i"]).await.stdout;
+    let got = start(&rt, &start_spec(&other, "box-other", &layer))
+        .await
+        .expect("start another")
+        .ip
+        .expect("an address");
+    assert!(!held.contains(&got.to_string()), "{got} is taken: {held}");
+    rt.remove(&other).await.unwrap();
+    cleanup_other.ids.clear();
     rt.stop(&id, GRACE).await.expect("stop");
-    assert_eq!(rt.state(&id).await.unwrap(), ContainerState::Absent);
+    assert_eq!(rt.status(&id).await.unwrap().state, ContainerState::Absent);
     rt.remove(&id).await.unwrap();
     assert_nothing_left(root.path(), &id);
 }
@@ -380,7 +408,7 @@ async fn a_new_runtime_adopts_running_devboxes() {
 /// Everything a start set up before it failed is gone, except the upper
 /// directory with the devbox's changes.
 async fn assert_rolled_back(rt: &LocalRuntime, root: &Path, id: &devbox_model::DevboxId) {
-    assert_eq!(rt.state(id).await.unwrap(), ContainerState::Absent);
+    assert_eq!(rt.status(id).await.unwrap().state, ContainerState::Absent);
     assert!(
         rt.upper_dir(id).is_dir(),
         "the upper directory must be kept"
@@ -395,25 +423,24 @@ async fn failed_starts_leave_nothing_behind() {
     let rt = runtime(root.path()).await;
     let layer = busybox_layer(rt.layers());
 
-    // Refused before anything is set up.
+    // Refused before anything is set up: a layer neither the node nor the
+    // source has.
     let (id, id2) = (new_id(), new_id());
     let _cleanup = Cleanup {
         rt: &rt,
         ids: vec![id.clone(), id2.clone()],
     };
-    let mut spec = start_spec(&id, "box-bad", &layer, "10.78.0.1");
-    let e = rt.start(&spec).await.unwrap_err();
-    assert!(matches!(e, RuntimeError::InvalidAddress { .. }), "{e}");
-    spec.ip = "10.78.0.40".parse().unwrap();
-    spec.layers.push(sha256(b"not stored"));
-    let e = rt.start(&spec).await.unwrap_err();
-    assert!(matches!(e, RuntimeError::LayerMissing { .. }), "{e}");
+    let mut spec = start_spec(&id, "box-bad", &layer);
+    spec.layers.push(descriptor(b"not stored"));
+    let e = start(&rt, &spec).await.unwrap_err();
+    assert!(matches!(e, RuntimeError::LayerFetch { .. }), "{e}");
+    assert!(e.to_string().contains("no such blob"), "{e}");
     assert!(!root.path().join("devboxes").join(id.as_str()).exists());
 
     // An unknown user fails once the root filesystem is mounted.
-    let mut spec = start_spec(&id, "box-bad", &layer, "10.78.0.40");
+    let mut spec = start_spec(&id, "box-bad", &layer);
     spec.user = Some("ghost".into());
-    let e = rt.start(&spec).await.unwrap_err();
+    let e = start(&rt, &spec).await.unwrap_err();
     assert!(
         matches!(e, RuntimeError::User { .. }) && e.to_string().contains("ghost"),
         "{e}"
@@ -423,16 +450,45 @@ async fn failed_starts_leave_nothing_behind() {
     // runc fails after the network is up: the working directory cannot be
     // created under a file.
     let id = id2;
-    let mut spec = start_spec(&id, "box-bad", &layer, "10.78.0.41");
+    let mut spec = start_spec(&id, "box-bad", &layer);
     spec.workdir = "/etc/passwd/sub".into();
-    let e = rt.start(&spec).await.unwrap_err();
+    let e = start(&rt, &spec).await.unwrap_err();
     assert!(matches!(e, RuntimeError::RuncStart { .. }), "{e}");
     assert!(e.to_string().contains(id.as_str()), "{e}");
     assert_rolled_back(&rt, root.path(), &id).await;
 }
 
+/// Reads a devbox's changes through the runtime, as a commit would.
+async fn changes_tar(rt: &LocalRuntime, id: &devbox_model::DevboxId, freeze: bool) -> Vec<u8> {
+    let req = ChangesRequest {
+        mark: "c1".into(),
+        since: None,
+        freeze,
+    };
+    let changes = rt.read_changes(id, &req).await.expect("read changes");
+    assert_eq!(changes.since, None);
+    let mut tar = changes.tar;
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut tar, &mut out).expect("read the changes tar");
+        out
+    })
+    .await
+    .unwrap()
+}
+
+fn tar_names(tar: &[u8]) -> Vec<String> {
+    let mut out: Vec<String> = tar::Archive::new(tar)
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
 #[tokio::test]
-async fn a_stopped_devboxs_upper_directory_becomes_a_lower_layer() {
+async fn committed_changes_become_a_lower_layer_without_copying() {
     let root = temp_root();
     let rt = runtime(root.path()).await;
     let base = busybox_layer(rt.layers());
@@ -441,8 +497,8 @@ async fn a_stopped_devboxs_upper_directory_becomes_a_lower_layer() {
         rt: &rt,
         ids: vec![id.clone()],
     };
-    let spec = start_spec(&id, "box-commit", &base, "10.78.0.50");
-    rt.start(&spec).await.expect("start");
+    let spec = start_spec(&id, "box-commit", &base);
+    start(&rt, &spec).await.expect("start");
     let out = exec(
         &rt,
         &id,
@@ -454,27 +510,45 @@ async fn a_stopped_devboxs_upper_directory_becomes_a_lower_layer() {
     )
     .await;
     assert_eq!(out.code, 0, "{out:?}");
-    let e = rt.promote_upper(&id, &sha256(b"x")).await.unwrap_err();
+    // A live read, frozen: the devbox runs on afterwards.
+    let live = changes_tar(&rt, &id, true).await;
+    let names = tar_names(&live);
+    for expected in ["root/new", "bin/.wh.wc", ".wh.home"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing: {names:?}"
+        );
+    }
+    let out = exec(&rt, &id, &["echo", "thawed"]).await;
+    assert_eq!(out.stdout, "thawed\n");
+    let e = rt.commit_changes(&id, &sha256(b"x")).await.unwrap_err();
     assert!(matches!(e, RuntimeError::UpperInUse { .. }), "{e}");
     rt.stop(&id, GRACE).await.expect("stop");
 
-    // Pack the changes as a commit would, then keep the directory itself as
-    // that layer.
-    let mut tar = Vec::new();
-    devbox_layer::pack::pack_dir(
-        &rt.upper_dir(&id),
-        &mut tar,
-        &devbox_layer::pack::PackOptions { overlay: true },
-    )
-    .unwrap();
+    let tar = changes_tar(&rt, &id, false).await;
+    assert_eq!(
+        tar_names(&tar),
+        names,
+        "a stopped read sees the same changes"
+    );
     let diff_id = sha256(&tar);
-    let dir = rt.promote_upper(&id, &diff_id).await.expect("promote");
-    assert_eq!(dir, rt.layers().path(&diff_id));
+    let upper_inode =
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(rt.upper_dir(&id)).unwrap());
+    rt.commit_changes(&id, &diff_id).await.expect("commit");
+    rt.commit_changes(&id, &diff_id)
+        .await
+        .expect("commit again");
+    let layer_dir = rt.layers().path(&diff_id);
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&layer_dir).unwrap()),
+        upper_inode,
+        "the upper directory itself became the layer"
+    );
     assert!(!rt.upper_dir(&id).exists());
 
     let mut spec = spec;
-    spec.layers.push(diff_id.clone());
-    rt.start(&spec).await.expect("start on the new layer");
+    spec.layers.push(descriptor(&tar));
+    start(&rt, &spec).await.expect("start on the new layer");
     let out = exec(
         &rt,
         &id,

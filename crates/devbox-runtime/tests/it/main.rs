@@ -9,3 +9,4 @@
 mod common;
 mod layers;
 mod lifecycle;
+mod seams;
