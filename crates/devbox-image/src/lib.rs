@@ -19,6 +19,7 @@ mod import;
 pub mod media;
 mod platform;
 mod progress;
+mod source;
 mod pull;
 mod verify;
 

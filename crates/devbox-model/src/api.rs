@@ -38,6 +38,8 @@ pub enum ErrorCode {
     AlreadyExists,
     /// 409: the operation conflicts with the current state.
     Conflict,
+    /// 405: the route does not take this method.
+    MethodNotAllowed,
     /// 413: the body is larger than the route accepts.
     PayloadTooLarge,
     /// 415: the body is not of a type the route accepts.
@@ -58,6 +60,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 401,
             ErrorCode::NotFound => 404,
             ErrorCode::AlreadyExists | ErrorCode::Conflict => 409,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Upstream => 502,

@@ -20,4 +20,4 @@ pub use id::DevboxId;
 pub use name::{DevboxName, ImageRef, NameError};
 pub use resources::{ByteSize, ResourceError, ResourceLimits, Resources};
 pub use signal::{Signal, UnknownSignal};
-pub use state::{Operation, Plan, Recovery, State, TransitionError, plan, recover};
+pub use state::{Observed, Operation, Plan, Recovery, State, TransitionError, plan, recover};

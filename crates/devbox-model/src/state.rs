@@ -98,6 +98,9 @@ pub enum Operation {
     Stop,
     Restart,
     Delete,
+    /// Changing settings: no transition of its own, but not while another
+    /// operation is under way.
+    Update,
 }
 
 impl fmt::Display for Operation {
@@ -107,6 +110,7 @@ impl fmt::Display for Operation {
             Operation::Stop => "stop",
             Operation::Restart => "restart",
             Operation::Delete => "delete",
+            Operation::Update => "update",
         })
     }
 }
@@ -152,18 +156,40 @@ pub fn plan(state: State, op: Operation) -> Result<Plan, TransitionError> {
         (Operation::Restart, Running) => Ok(Plan::Begin(Stopping)),
         (Operation::Restart, Stopped | Error) => Ok(Plan::Begin(Starting)),
         (Operation::Delete, Stopped | Running | Error) => Ok(Plan::Begin(Deleting)),
+        (Operation::Update, Stopped | Running | Error) => Ok(Plan::Noop),
     }
 }
 
-/// What the reconciler does with a devbox found in `state` after a restart of
-/// the server, given whether its container is running.
+/// What the runtime reports of a devbox's container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Observed {
+    /// It runs.
+    Running,
+    /// It exists, but its init has ended.
+    Exited,
+    /// There is none.
+    Absent,
+}
+
+impl Observed {
+    pub const ALL: [Observed; 3] = [Observed::Running, Observed::Exited, Observed::Absent];
+}
+
+/// What the reconciler does with a devbox whose record says `state` while
+/// the runtime reports its container as observed, both at boot (after a
+/// crash cut operations short) and while the server runs (when a container
+/// ends on its own). The reconciler holds the devbox's lock, so a transient
+/// state always means an operation that was cut short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recovery {
     /// Nothing to do: the record and the runtime agree.
     Keep,
-    /// The container runs: record the devbox as running.
+    /// The container runs: a start cut short succeeded; record it running.
     Adopt,
-    /// Finish creating (prepare its directories), then record it stopped.
+    /// The container of a running devbox ended on its own: tear it down and
+    /// record the devbox stopped, saying why.
+    Ended,
+    /// Finish creating, then record it stopped.
     FinishCreate,
     /// Tear the container down (if any) and record the devbox stopped.
     FinishStop,
@@ -174,16 +200,19 @@ pub enum Recovery {
 }
 
 /// Pure decision table for [`Recovery`]; see the module docs.
-pub fn recover(state: State, container_running: bool) -> Recovery {
+pub fn recover(state: State, observed: Observed) -> Recovery {
+    use Observed as O;
     use State::*;
-    match (state, container_running) {
+    match (state, observed) {
         (Creating, _) => Recovery::FinishCreate,
-        (Starting | Running, true) => Recovery::Adopt,
-        (Starting | Running | Stopping | Committing, _) => Recovery::FinishStop,
-        (Stopped, true) => Recovery::FinishStop,
-        (Stopped, false) => Recovery::Keep,
-        (Error, true) => Recovery::CleanUpError,
-        (Error, false) => Recovery::Keep,
+        (Starting, O::Running) => Recovery::Adopt,
+        (Running, O::Running) => Recovery::Keep,
+        (Running, O::Exited | O::Absent) => Recovery::Ended,
+        (Starting | Stopping | Committing, _) => Recovery::FinishStop,
+        (Stopped, O::Running | O::Exited) => Recovery::FinishStop,
+        (Stopped, O::Absent) => Recovery::Keep,
+        (Error, O::Running | O::Exited) => Recovery::CleanUpError,
+        (Error, O::Absent) => Recovery::Keep,
         (Deleting, _) => Recovery::FinishDelete,
     }
 }
@@ -204,6 +233,13 @@ mod tests {
     fn operations_are_idempotent() {
         assert_eq!(plan(State::Running, Operation::Start), Ok(Plan::Noop));
         assert_eq!(plan(State::Stopped, Operation::Stop), Ok(Plan::Noop));
+    }
+
+    #[test]
+    fn updates_need_no_transition_in_a_settled_state() {
+        for s in [State::Stopped, State::Running, State::Error] {
+            assert_eq!(plan(s, Operation::Update), Ok(Plan::Noop));
+        }
     }
 
     #[test]
@@ -241,6 +277,7 @@ mod tests {
                 Operation::Stop,
                 Operation::Restart,
                 Operation::Delete,
+                Operation::Update,
             ] {
                 let e = plan(s, op).unwrap_err();
                 assert_eq!((e.op, e.state), (op, s));
@@ -250,17 +287,53 @@ mod tests {
     }
 
     #[test]
-    fn recovery_finishes_or_rolls_back() {
-        assert_eq!(recover(State::Running, true), Recovery::Adopt);
-        assert_eq!(recover(State::Starting, true), Recovery::Adopt);
-        assert_eq!(recover(State::Starting, false), Recovery::FinishStop);
-        assert_eq!(recover(State::Running, false), Recovery::FinishStop);
-        assert_eq!(recover(State::Stopping, true), Recovery::FinishStop);
-        assert_eq!(recover(State::Stopped, true), Recovery::FinishStop);
-        assert_eq!(recover(State::Stopped, false), Recovery::Keep);
-        assert_eq!(recover(State::Creating, false), Recovery::FinishCreate);
-        assert_eq!(recover(State::Deleting, true), Recovery::FinishDelete);
-        assert_eq!(recover(State::Error, true), Recovery::CleanUpError);
-        assert_eq!(recover(State::Error, false), Recovery::Keep);
+    fn recovery_covers_every_recorded_and_observed_state() {
+        use Observed as O;
+        use Recovery as R;
+        use State::*;
+        let table = [
+            (Creating, O::Running, R::FinishCreate),
+            (Creating, O::Exited, R::FinishCreate),
+            (Creating, O::Absent, R::FinishCreate),
+            (Stopped, O::Running, R::FinishStop),
+            (Stopped, O::Exited, R::FinishStop),
+            (Stopped, O::Absent, R::Keep),
+            (Starting, O::Running, R::Adopt),
+            (Starting, O::Exited, R::FinishStop),
+            (Starting, O::Absent, R::FinishStop),
+            (Running, O::Running, R::Keep),
+            (Running, O::Exited, R::Ended),
+            (Running, O::Absent, R::Ended),
+            (Stopping, O::Running, R::FinishStop),
+            (Stopping, O::Exited, R::FinishStop),
+            (Stopping, O::Absent, R::FinishStop),
+            (Committing, O::Running, R::FinishStop),
+            (Committing, O::Exited, R::FinishStop),
+            (Committing, O::Absent, R::FinishStop),
+            (Error, O::Running, R::CleanUpError),
+            (Error, O::Exited, R::CleanUpError),
+            (Error, O::Absent, R::Keep),
+            (Deleting, O::Running, R::FinishDelete),
+            (Deleting, O::Exited, R::FinishDelete),
+            (Deleting, O::Absent, R::FinishDelete),
+        ];
+        assert_eq!(table.len(), State::ALL.len() * Observed::ALL.len());
+        for s in State::ALL {
+            for o in Observed::ALL {
+                let expected = table
+                    .iter()
+                    .find(|(ts, to, _)| *ts == s && *to == o)
+                    .map(|(_, _, r)| *r)
+                    .unwrap_or_else(|| panic!("({s}, {o:?}) missing from the table"));
+                assert_eq!(recover(s, o), expected, "({s}, {o:?})");
+            }
+        }
+    }
+
+    #[test]
+    fn a_settled_record_that_agrees_with_the_runtime_is_kept() {
+        assert_eq!(recover(State::Running, Observed::Running), Recovery::Keep);
+        assert_eq!(recover(State::Stopped, Observed::Absent), Recovery::Keep);
+        assert_eq!(recover(State::Error, Observed::Absent), Recovery::Keep);
     }
 }

@@ -7,16 +7,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use chrono::Utc;
-use devbox_model::api::ErrorCode;
 use devbox_store::{Store, TokenRecord};
 use sha2::{Digest, Sha256};
-
-use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Prefix that makes a Devbox token recognizable in logs and secret scanners.
 const TOKEN_PREFIX: &str = "dbx_";
@@ -70,29 +63,55 @@ pub async fn ensure_admin_token(store: &Arc<dyn Store>, token_file: &Path) -> an
     Ok(())
 }
 
-/// Middleware: a valid `Authorization: Bearer <token>` or 401.
-pub async fn require_token(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let header = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let token = match header.and_then(|h| h.strip_prefix("Bearer ")) {
-        Some(t) => t.trim(),
-        None => {
-            return Err(ApiError::new(
-                ErrorCode::Unauthorized,
-                "missing bearer token: send Authorization: Bearer <token>",
-            ));
+/// Who asks for an operation: the token that authenticated the request.
+/// Operations take it so that access is checked in one place once users
+/// and roles exist; today every token acts as the admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The name the token was created with.
+    pub token_name: String,
+}
+
+impl Caller {
+    /// The server itself (the reconciler, recovery at boot).
+    pub fn system() -> Self {
+        Self {
+            token_name: "system".into(),
         }
-    };
-    if state.store.find_token(&hash_token(token)).await?.is_none() {
-        return Err(ApiError::new(ErrorCode::Unauthorized, "invalid API token"));
     }
-    Ok(next.run(req).await)
+}
+
+impl std::fmt::Display for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "token:{}", self.token_name)
+    }
+}
+
+/// Why a request is not authenticated.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token: send Authorization: Bearer <token>")]
+    Missing,
+    #[error("invalid API token")]
+    Invalid,
+    #[error(transparent)]
+    Store(#[from] devbox_store::StoreError),
+}
+
+/// The caller a bearer token (the `Authorization` header's value, if any)
+/// stands for.
+pub async fn authenticate(store: &Arc<dyn Store>, header: Option<&str>) -> Result<Caller, AuthError> {
+    let token = header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(AuthError::Missing)?;
+    let record = store
+        .find_token(&hash_token(token))
+        .await?
+        .ok_or(AuthError::Invalid)?;
+    Ok(Caller {
+        token_name: record.name,
+    })
 }
 
 #[cfg(test)]

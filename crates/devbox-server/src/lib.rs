@@ -1,14 +1,16 @@
-//! The Devbox control plane: the REST API under `/api/v1`, the lifecycle of
-//! devboxes, and the reconciler that makes the database and the runtime agree
-//! after a restart. It is the only crate that knows HTTP server types, and it
-//! reaches a devbox's filesystem only through the runtime.
+//! The Devbox control plane: the REST API under `/api/v1` (`api`), the
+//! operations every request and the reconciler go through (`ops`, one file
+//! per verb), and the reconciler that keeps the database and the runtime in
+//! agreement (`reconcile`). It is the only crate that knows HTTP server
+//! types, and it drives devboxes only through the `Runtime` trait: this file
+//! is the one place that names the local runtime.
 
 mod api;
 mod auth;
-mod error;
+mod datadir;
 mod host;
-mod lifecycle;
 mod locks;
+mod ops;
 mod reconcile;
 mod state;
 
@@ -18,7 +20,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use devbox_image::ImageStore;
-use devbox_runtime::{DEFAULT_SUBNET, LocalRuntime, RuntimeConfig, Subnet};
+use devbox_runtime::{DEFAULT_SUBNET, LocalRuntime, Runtime, RuntimeConfig, Subnet};
 use devbox_store::{SqliteStore, Store};
 
 use crate::state::AppState;
@@ -53,6 +55,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let data = &config.data_dir;
     std::fs::create_dir_all(data)
         .with_context(|| format!("cannot create data directory {}", data.display()))?;
+    // Before anything else touches the directory.
+    let _lock = datadir::lock(data)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let tmp_dir = data.join("tmp");
     // Leftover uploads of a previous run are garbage.
     let _ = std::fs::remove_dir_all(&tmp_dir);
@@ -83,30 +90,29 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     .await
     .context("cannot start the devbox runtime")?;
 
+    let runtime: Arc<dyn Runtime> = Arc::new(runtime);
     let state = AppState {
         store,
         images,
-        runtime: Arc::new(runtime),
+        runtime,
         locks: Default::default(),
-        create_lock: Default::default(),
         limits: host::limits(),
-        subnet,
         tmp_dir,
     };
-    reconcile::reconcile(&state)
+    reconcile::at_boot(&state)
         .await
         .context("cannot reconcile devboxes with the runtime")?;
+    let reconciler = reconcile::spawn(state.clone());
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(
         "devbox server listening on http://{}",
         listener.local_addr()?
     );
-    axum::serve(listener, api::router(state))
+    let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
-        .await?;
+        .await;
+    reconciler.abort();
+    served?;
     Ok(())
 }
 

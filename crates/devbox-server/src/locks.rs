@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use devbox_model::DevboxName;
 use tokio::sync::OwnedMutexGuard;
 
-use crate::error::ApiError;
+use crate::ops::OpError;
 
 /// Per-devbox locks, keyed by name (a create holds the name before any ID exists).
 #[derive(Debug, Clone, Default)]
@@ -27,17 +27,16 @@ pub struct DevboxGuard {
 }
 
 impl DevboxLocks {
-    /// Takes the lock of `name`, or fails with 409 when an operation holds it.
-    pub fn try_lock(&self, name: &DevboxName) -> Result<DevboxGuard, ApiError> {
+    /// Takes the lock of `name`, or fails with [`OpError::Busy`] when an
+    /// operation holds it.
+    pub fn try_lock(&self, name: &DevboxName) -> Result<DevboxGuard, OpError> {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         // Forget locks nobody holds, so the map does not grow with every name ever used.
         map.retain(|_, m| Arc::strong_count(m) > 1 || m.try_lock().is_err());
         let m = map.entry(name.clone()).or_default().clone();
-        let guard = m.try_lock_owned().map_err(|_| {
-            ApiError::conflict(format!(
-                "devbox {name} is busy with another operation; try again when it finishes"
-            ))
-        })?;
+        let guard = m
+            .try_lock_owned()
+            .map_err(|_| OpError::Busy { name: name.clone() })?;
         Ok(DevboxGuard { _guard: guard })
     }
 }
@@ -53,8 +52,8 @@ mod tests {
         let db: DevboxName = "db".parse().unwrap();
         let g = locks.try_lock(&web).unwrap();
         let e = locks.try_lock(&web).unwrap_err();
-        assert_eq!(e.code, devbox_model::api::ErrorCode::Conflict);
-        assert!(e.message.contains("devbox web is busy"), "{}", e.message);
+        assert!(matches!(e, OpError::Busy { .. }), "{e}");
+        assert!(e.to_string().contains("devbox web is busy"), "{e}");
         assert!(locks.try_lock(&db).is_ok());
         drop(g);
         assert!(locks.try_lock(&web).is_ok());

@@ -1,13 +1,12 @@
-//! What every request handler shares.
+//! What every request handler and the reconciler share.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use devbox_image::ImageStore;
 use devbox_model::ResourceLimits;
-use devbox_runtime::{LocalRuntime, Subnet};
+use devbox_runtime::Runtime;
 use devbox_store::Store;
-use tokio::sync::Mutex;
 
 use crate::locks::DevboxLocks;
 
@@ -16,12 +15,10 @@ use crate::locks::DevboxLocks;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub images: ImageStore,
-    pub runtime: Arc<LocalRuntime>,
+    /// Whatever runs devboxes; the server knows it only through the trait.
+    pub runtime: Arc<dyn Runtime>,
     pub locks: DevboxLocks,
-    /// Serializes creates, so two devboxes never pick the same address.
-    pub create_lock: Arc<Mutex<()>>,
     pub limits: ResourceLimits,
-    pub subnet: Subnet,
     /// Scratch space for uploads, inside the data directory.
     pub tmp_dir: PathBuf,
 }

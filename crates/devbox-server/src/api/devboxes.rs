@@ -1,19 +1,39 @@
-//! Devbox routes: list, create, show, start, stop, restart, delete.
+//! Devbox routes: list, create, show, update, start, stop, restart, delete.
 
-use axum::Json;
-use axum::extract::{Path, State};
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use devbox_model::Operation;
-use devbox_model::api::{CreateDevbox, Devbox, ErrorBody};
+use axum::{Extension, Json};
+use devbox_model::api::{CreateDevbox, Devbox, ErrorBody, StopQuery, UpdateDevbox};
 
-use super::{ApiJson, devbox_name};
-use crate::error::{ApiError, ApiResult};
-use crate::lifecycle;
+use super::error::{ApiError, ApiResult};
+use super::{ApiJson, convert, devbox_name};
+use crate::auth::Caller;
+use crate::ops;
 use crate::state::AppState;
 
+/// The longest grace a stop may ask for.
+const MAX_STOP_TIMEOUT: u64 = 3600;
+
+fn grace(q: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Duration> {
+    let Query(q) = q?;
+    match q.timeout {
+        None => Ok(ops::STOP_GRACE),
+        Some(s) if s <= MAX_STOP_TIMEOUT => Ok(Duration::from_secs(s)),
+        Some(s) => Err(ApiError::invalid(format!(
+            "timeout {s}s is too long: at most {MAX_STOP_TIMEOUT}s"
+        ))),
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/devboxes", responses((status = 200, body = [Devbox])), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Devbox>>> {
-    Ok(Json(state.store.list_devboxes().await?))
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Vec<Devbox>>> {
+    let all = ops::read::list(&state, &caller).await?;
+    Ok(Json(all.into_iter().map(convert::devbox).collect()))
 }
 
 #[utoipa::path(post, path = "/api/v1/devboxes", request_body = CreateDevbox,
@@ -21,62 +41,80 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Devbox>>>
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<CreateDevbox>,
 ) -> ApiResult<(StatusCode, Json<Devbox>)> {
-    let devbox = lifecycle::create(state, req).await?;
-    Ok((StatusCode::CREATED, Json(devbox)))
+    let devbox = ops::create::create(&state, &caller, req).await?;
+    Ok((StatusCode::CREATED, Json(convert::devbox(devbox))))
 }
 
 #[utoipa::path(get, path = "/api/v1/devboxes/{name}", params(("name" = String, Path)),
     responses((status = 200, body = Devbox), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn show(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Devbox>> {
-    Ok(Json(lifecycle::get(&state, &devbox_name(&name)?).await?))
+    let devbox = ops::read::get(&state, &caller, &devbox_name(&name)?).await?;
+    Ok(Json(convert::devbox(devbox)))
 }
 
-async fn operate(state: AppState, name: &str, op: Operation) -> ApiResult<Json<Devbox>> {
-    let name = devbox_name(name)?;
-    lifecycle::operate(state, name.clone(), op)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("devbox {name} not found")))
+#[utoipa::path(patch, path = "/api/v1/devboxes/{name}", params(("name" = String, Path)), request_body = UpdateDevbox,
+    responses((status = 200, body = Devbox), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<UpdateDevbox>,
+) -> ApiResult<Json<Devbox>> {
+    let devbox = ops::update::update(&state, &caller, &devbox_name(&name)?, req).await?;
+    Ok(Json(convert::devbox(devbox)))
 }
 
 #[utoipa::path(post, path = "/api/v1/devboxes/{name}/start", params(("name" = String, Path)),
     responses((status = 200, body = Devbox), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn start(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Devbox>> {
-    operate(state, &name, Operation::Start).await
+    let devbox = ops::start::start(&state, &caller, &devbox_name(&name)?).await?;
+    Ok(Json(convert::devbox(devbox)))
 }
 
-#[utoipa::path(post, path = "/api/v1/devboxes/{name}/stop", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/devboxes/{name}/stop", params(("name" = String, Path), StopQuery),
     responses((status = 200, body = Devbox), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn stop(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
+    query: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Devbox>> {
-    operate(state, &name, Operation::Stop).await
+    let devbox = ops::stop::stop(&state, &caller, &devbox_name(&name)?, grace(query)?).await?;
+    Ok(Json(convert::devbox(devbox)))
 }
 
-#[utoipa::path(post, path = "/api/v1/devboxes/{name}/restart", params(("name" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/devboxes/{name}/restart", params(("name" = String, Path), StopQuery),
     responses((status = 200, body = Devbox), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn restart(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
+    query: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Devbox>> {
-    operate(state, &name, Operation::Restart).await
+    let devbox =
+        ops::restart::restart(&state, &caller, &devbox_name(&name)?, grace(query)?).await?;
+    Ok(Json(convert::devbox(devbox)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/devboxes/{name}", params(("name" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    lifecycle::operate(state, devbox_name(&name)?, Operation::Delete).await?;
+    ops::delete::delete(&state, &caller, &devbox_name(&name)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

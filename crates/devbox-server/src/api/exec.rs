@@ -3,22 +3,23 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
+use axum::{Extension, Json};
 use devbox_model::api::{
-    Devbox, ErrorBody, ErrorCode, ExecClientMsg, ExecRequest, ExecResponse, ExecServerMsg, stream,
+    ErrorBody, ErrorCode, ExecClientMsg, ExecRequest, ExecResponse, ExecServerMsg, stream,
 };
-use devbox_model::{EnvVar, State as DevboxState};
-use devbox_runtime::{ExecSpec, Runtime, Signal};
+use devbox_model::{DevboxName, Signal};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::error::{ApiError, ApiResult};
 use super::{ApiJson, devbox_name};
-use crate::error::{ApiError, ApiResult};
-use crate::lifecycle::{self, merge_env, overlay_env};
+use crate::auth::Caller;
+use crate::ops;
+use crate::ops::exec::ExecRequest as Exec;
 use crate::state::AppState;
 
 /// Output kept per stream by the collected exec; the streaming exec has no limit.
@@ -30,48 +31,6 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
 
 /// How long the server waits for the client to answer its close.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
-
-async fn running_devbox(state: &AppState, name: &str) -> ApiResult<Devbox> {
-    let devbox = lifecycle::get(state, &devbox_name(name)?).await?;
-    if devbox.state != DevboxState::Running {
-        return Err(ApiError::conflict(format!(
-            "devbox {} is {}, not running; start it with `devbox start {}`",
-            devbox.name, devbox.state, devbox.name
-        )));
-    }
-    Ok(devbox)
-}
-
-async fn exec_spec(
-    state: &AppState,
-    devbox: &Devbox,
-    cmd: Vec<String>,
-    env: &[EnvVar],
-    workdir: Option<String>,
-    tty: Option<(u16, u16)>,
-) -> ApiResult<ExecSpec> {
-    if cmd.is_empty() || cmd[0].is_empty() {
-        return Err(ApiError::invalid("cmd must name a command"));
-    }
-    let image = state.images.resolve_digest(devbox.image_digest.as_str()).await?;
-    let merged = overlay_env(merge_env(&image.config.env, &devbox.env), env);
-    let workdir = workdir
-        .or(image.config.working_dir.clone())
-        .filter(|w| !w.is_empty())
-        .unwrap_or_else(|| "/".into());
-    if !workdir.starts_with('/') {
-        return Err(ApiError::invalid(format!(
-            "workdir {workdir:?} must be an absolute path"
-        )));
-    }
-    Ok(ExecSpec {
-        cmd,
-        env: merged,
-        workdir,
-        user: image.config.user.clone().filter(|u| !u.is_empty()),
-        tty,
-    })
-}
 
 async fn read_capped(r: Option<impl AsyncRead + Unpin>) -> std::io::Result<String> {
     let mut buf = Vec::new();
@@ -87,18 +46,25 @@ async fn read_capped(r: Option<impl AsyncRead + Unpin>) -> std::io::Result<Strin
     security(("bearer" = [])))]
 pub async fn exec(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     ApiJson(req): ApiJson<ExecRequest>,
 ) -> ApiResult<Json<ExecResponse>> {
-    let devbox = running_devbox(&state, &name).await?;
-    let spec = exec_spec(&state, &devbox, req.cmd, &req.env, req.workdir, None).await?;
-    let mut proc = state.runtime.exec(&devbox.id, &spec).await?;
+    let name = devbox_name(&name)?;
+    let exec = Exec {
+        cmd: req.cmd,
+        env: req.env,
+        workdir: req.workdir,
+        tty: None,
+    };
+    let mut proc = ops::exec::exec(&state, &caller, &name, exec).await?;
     let stdin = proc.take_stdin();
     let input = req.stdin.unwrap_or_default();
     let feed = async move {
         if let Some(mut w) = stdin {
             // The command may exit without reading its input; that is not an error.
             let _ = w.write_all(input.as_bytes()).await;
+            let _ = w.shutdown().await;
         }
     };
     let (_, stdout, stderr) = tokio::join!(
@@ -106,7 +72,7 @@ pub async fn exec(
         read_capped(proc.take_stdout()),
         read_capped(proc.take_stderr())
     );
-    let exit_code = proc.wait().await?;
+    let exit_code = proc.wait().await.map_err(|e| ApiError::from(ops::OpError::runtime(&name, devbox_model::State::Running)(e)))?;
     Ok(Json(ExecResponse {
         exit_code,
         stdout: stdout?,
@@ -119,13 +85,23 @@ pub async fn exec(
     security(("bearer" = [])))]
 pub async fn exec_ws(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    let devbox = running_devbox(&state, &name).await?;
+    let name = devbox_name(&name)?;
+    // Refuse before the upgrade when the devbox cannot run anything.
+    let devbox = ops::read::get(&state, &caller, &name).await?;
+    if devbox.state != devbox_model::State::Running {
+        return Err(ops::OpError::NotRunning {
+            name,
+            state: devbox.state,
+        }
+        .into());
+    }
     Ok(ws.on_upgrade(move |socket| async move {
         let (mut tx, mut rx) = socket.split();
-        if let Err(e) = session(state, devbox, &mut rx, &mut tx).await {
+        if let Err(e) = session(state, caller, name, &mut rx, &mut tx).await {
             let msg = ExecServerMsg::Error {
                 code: e.code,
                 message: e.message,
@@ -178,7 +154,8 @@ type WsStream = futures::stream::SplitStream<WebSocket>;
 
 async fn session(
     state: AppState,
-    devbox: Devbox,
+    caller: Caller,
+    name: DevboxName,
     rx: &mut WsStream,
     tx: &mut WsSink,
 ) -> ApiResult<()> {
@@ -203,40 +180,34 @@ async fn session(
         return Err(ApiError::invalid("the first message must be of type start"));
     };
     let size = tty.then(|| (rows.unwrap_or(24), cols.unwrap_or(80)));
-    let spec = exec_spec(&state, &devbox, cmd, &env, workdir, size).await?;
-    let mut proc = state.runtime.exec(&devbox.id, &spec).await?;
+    let exec = Exec {
+        cmd,
+        env,
+        workdir,
+        tty: size,
+    };
+    let mut proc = ops::exec::exec(&state, &caller, &name, exec).await?;
 
     let (out_tx, mut out_rx) = mpsc::channel::<Message>(64);
     let mut pumps = Vec::new();
-    let mut stdin: Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>> = None;
-    let mut resizer = None;
-    if let Some(pty) = proc.take_pty() {
-        resizer = Some(pty.resizer());
-        let (r, w) = tokio::io::split(pty);
-        stdin = Some(Box::new(w));
+    let mut stdin = proc.take_stdin();
+    if let Some(r) = proc.take_stdout() {
         pumps.push(tokio::spawn(pump(r, stream::STDOUT, out_tx.clone())));
-    } else {
-        if let Some(w) = proc.take_stdin() {
-            stdin = Some(Box::new(w));
-        }
-        if let Some(r) = proc.take_stdout() {
-            pumps.push(tokio::spawn(pump(r, stream::STDOUT, out_tx.clone())));
-        }
-        if let Some(r) = proc.take_stderr() {
-            pumps.push(tokio::spawn(pump(r, stream::STDERR, out_tx.clone())));
-        }
+    }
+    if let Some(r) = proc.take_stderr() {
+        pumps.push(tokio::spawn(pump(r, stream::STDERR, out_tx.clone())));
     }
     drop(out_tx);
-    let signaller = proc.signaller();
+    let control = proc.control();
     let mut client_gone = false;
 
     let exit = loop {
         tokio::select! {
-            code = proc.wait() => break code?,
+            code = proc.wait() => break code.map_err(|e| ApiError::from(ops::OpError::runtime(&name, devbox_model::State::Running)(e)))?,
             Some(msg) = out_rx.recv() => {
                 if tx.send(msg).await.is_err() {
                     // The client is gone: end the command with it.
-                    let _ = signaller.signal(Signal::Kill);
+                    let _ = control.signal(Signal::Kill);
                 }
             }
             incoming = rx.next(), if !client_gone => match incoming {
@@ -249,12 +220,10 @@ async fn session(
                 }
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<ExecClientMsg>(&t) {
                     Ok(ExecClientMsg::Resize { rows, cols }) => {
-                        if let Some(r) = &resizer {
-                            let _ = r.resize(rows, cols);
-                        }
+                        let _ = control.resize(rows, cols);
                     }
                     Ok(ExecClientMsg::Signal { signal }) => match signal.parse::<Signal>() {
-                        Ok(sig) => { let _ = signaller.signal(sig); }
+                        Ok(sig) => { let _ = control.signal(sig); }
                         Err(_) => {
                             let msg = ExecServerMsg::Error { code: ErrorCode::InvalidArgument, message: format!("unknown signal {signal:?}") };
                             let _ = tx.send(text(&msg)).await;
@@ -271,7 +240,7 @@ async fn session(
                 Some(Err(_)) | None => {
                     // The client is gone: end the command with it.
                     client_gone = true;
-                    let _ = signaller.signal(Signal::Kill);
+                    let _ = control.signal(Signal::Kill);
                 }
             }
         }

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::ApiJson;
-use crate::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 fn image_ref(raw: &str) -> ApiResult<ImageRef> {

@@ -1,7 +1,10 @@
 //! The HTTP surface: routes, the JSON extractor that turns every malformed
 //! body into a precise 4xx, and the OpenAPI document.
 
+mod auth;
+mod convert;
 mod devboxes;
+pub mod error;
 mod exec;
 mod images;
 mod logs;
@@ -13,8 +16,8 @@ use axum::{Json, Router, middleware};
 use devbox_model::DevboxName;
 use devbox_model::api::Health;
 
-use crate::auth::require_token;
-use crate::error::{ApiError, ApiResult};
+use self::auth::require_token;
+use self::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Largest JSON body any route accepts.
@@ -26,7 +29,9 @@ pub fn router(state: AppState) -> Router {
         .route("/devboxes", get(devboxes::list).post(devboxes::create))
         .route(
             "/devboxes/{name}",
-            get(devboxes::show).delete(devboxes::delete),
+            get(devboxes::show)
+                .patch(devboxes::update)
+                .delete(devboxes::delete),
         )
         .route("/devboxes/{name}/start", post(devboxes::start))
         .route("/devboxes/{name}/stop", post(devboxes::stop))
@@ -44,14 +49,31 @@ pub fn router(state: AppState) -> Router {
             "/images/{reference}",
             get(images::show).delete(images::delete),
         )
+        .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     Router::new()
         .route("/healthz", get(health))
         .route("/api/v1/openapi.json", get(openapi::document))
         .nest("/api/v1", api)
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state)
+}
+
+/// A route that exists, asked with a method it does not take: JSON like
+/// every other error, naming what the route does take.
+async fn method_not_allowed(req: Request) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let e = ApiError::new(
+        devbox_model::api::ErrorCode::MethodNotAllowed,
+        format!(
+            "{} is not allowed on {}",
+            req.method(),
+            req.uri().path()
+        ),
+    );
+    e.into_response()
 }
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]

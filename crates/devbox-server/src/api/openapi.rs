@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "Devbox API", description = "Cloud development environments that feel like virtual machines."),
     paths(
         super::health,
-        super::devboxes::list, super::devboxes::create, super::devboxes::show, super::devboxes::delete,
+        super::devboxes::list, super::devboxes::create, super::devboxes::show, super::devboxes::update, super::devboxes::delete,
         super::devboxes::start, super::devboxes::stop, super::devboxes::restart,
         super::exec::exec, super::exec::exec_ws, super::logs::logs,
         super::images::list, super::images::show, super::images::delete, super::images::import, super::images::pull,
@@ -19,7 +19,8 @@ use utoipa::{Modify, OpenApi};
     components(schemas(
         api::ErrorBody, api::ErrorDetail, api::ErrorCode, api::Health, api::CreateDevbox, api::Devbox,
         api::ExecRequest, api::ExecResponse, api::ExecClientMsg, api::ExecServerMsg, api::Image,
-        api::PullRequest, api::ProgressEvent, api::LayerInfo, devbox_model::Resources, devbox_model::State,
+        api::PullRequest, api::ProgressEvent, api::LayerInfo, api::UpdateDevbox, api::CommandStatus,
+        devbox_model::Resources, devbox_model::State,
     )),
     modifiers(&BearerAuth)
 )]

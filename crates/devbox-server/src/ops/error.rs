@@ -1,0 +1,103 @@
+//! The typed error of every operation. It says what went wrong in the
+//! user's terms (the devbox's name, the image reference, what to do next);
+//! `api::error` alone decides which HTTP status each one becomes.
+
+use devbox_image::ImageError;
+use devbox_model::{DevboxName, ResourceError, State, TransitionError};
+use devbox_runtime::RuntimeError;
+use devbox_store::StoreError;
+
+/// Why an operation did not happen (or did not finish).
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("devbox {name} not found")]
+    NotFound { name: DevboxName },
+
+    #[error("devbox {name} already exists")]
+    AlreadyExists { name: DevboxName },
+
+    #[error(
+        "image {reference} not found: import it with `devbox image import` or pull it with `devbox image pull`"
+    )]
+    ImageNotFound { reference: String },
+
+    #[error("devbox {name} is busy with another operation; try again when it finishes")]
+    Busy { name: DevboxName },
+
+    #[error("devbox {name}: {source}")]
+    Transition {
+        name: DevboxName,
+        #[source]
+        source: TransitionError,
+    },
+
+    #[error("devbox {name} is {state}, not running; start it with `devbox start {name}`")]
+    NotRunning { name: DevboxName, state: State },
+
+    #[error("{0}")]
+    Resources(#[from] ResourceError),
+
+    #[error("{what} must not be empty")]
+    Empty { what: &'static str },
+
+    #[error("working directory {workdir:?} must be an absolute path")]
+    Workdir { workdir: String },
+
+    #[error("devbox {name} has no variable {key} to unset")]
+    UnknownVariable { name: DevboxName, key: String },
+
+    #[error("cannot {op} devbox {name}: {source}")]
+    Failed {
+        op: &'static str,
+        name: DevboxName,
+        #[source]
+        source: StepError,
+    },
+
+    #[error("devbox {name}: {source}")]
+    Runtime {
+        name: DevboxName,
+        #[source]
+        source: RuntimeError,
+    },
+
+    #[error(transparent)]
+    Image(#[from] ImageError),
+
+    #[error(transparent)]
+    Store(#[from] StoreError),
+
+    #[error("the operation on devbox {name} ended abnormally: {message}")]
+    Aborted { name: DevboxName, message: String },
+}
+
+impl OpError {
+    /// A runtime error met while operating on devbox `name`. A devbox that
+    /// turned out not to run is said in the user's terms.
+    pub fn runtime(name: &DevboxName, state: State) -> impl FnOnce(RuntimeError) -> OpError + '_ {
+        move |source| match source {
+            RuntimeError::NotRunning { .. } => OpError::NotRunning {
+                name: name.clone(),
+                state,
+            },
+            source => OpError::Runtime {
+                name: name.clone(),
+                source,
+            },
+        }
+    }
+}
+
+/// What failed inside a start or stop.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Result of an operation.
+pub type OpResult<T> = Result<T, OpError>;

@@ -1,0 +1,26 @@
+//! The control plane's operations, one file per verb. Every API handler and
+//! the reconciler go through these functions and nothing else: they check
+//! the request, take the devbox's lock, persist each transient state before
+//! they touch the runtime and the settled state after it (so the reconciler
+//! can finish or undo an operation cut short by a crash, see
+//! `devbox_model::state`), and drive the runtime only through its trait.
+//! Each takes the [`Caller`](crate::auth::Caller), which is where access will
+//! be checked once users exist.
+
+pub mod create;
+pub mod delete;
+pub mod exec;
+pub mod logs;
+pub mod read;
+pub mod restart;
+pub mod start;
+pub mod stop;
+pub mod update;
+
+mod error;
+mod run;
+mod spec;
+mod task;
+
+pub use error::{OpError, OpResult, StepError};
+pub(crate) use run::{settle_stop, STOP_GRACE};
