@@ -210,10 +210,13 @@ pub fn parse_config(what: &str, bytes: &[u8]) -> Result<ConfigParts, ImageError>
 }
 
 /// The config this store generates for an image made from a rootfs tarball.
-pub fn rootfs_config(diff_id: &Digest, created: chrono::DateTime<chrono::Utc>) -> Vec<u8> {
-    let created = created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+///
+/// It depends on the layer alone: no time is recorded (`created` is
+/// optional in the OCI image spec, in the config and in its history), so
+/// importing the same rootfs twice gives the same config and so the same
+/// manifest digest.
+pub fn rootfs_config(diff_id: &Digest) -> Vec<u8> {
     let config = serde_json::json!({
-        "created": created,
         "architecture": crate::platform::host_arch(),
         "os": "linux",
         "config": {
@@ -221,7 +224,7 @@ pub fn rootfs_config(diff_id: &Digest, created: chrono::DateTime<chrono::Utc>) -
             "Cmd": ["/bin/sh"],
         },
         "rootfs": { "type": "layers", "diff_ids": [diff_id.to_string()] },
-        "history": [{ "created": created, "created_by": "devbox image import" }],
+        "history": [{ "created_by": "devbox image import" }],
     });
     serde_json::to_vec(&config).expect("a JSON value serializes")
 }
@@ -268,7 +271,12 @@ mod tests {
     #[test]
     fn generated_documents_parse_back() {
         let diff = Digest::of(b"tar");
-        let config = rootfs_config(&diff, chrono::Utc::now());
+        let config = rootfs_config(&diff);
+        assert_eq!(
+            config,
+            rootfs_config(&diff),
+            "the config depends on the layer alone"
+        );
         let p = parse_config("c", &config).unwrap();
         assert_eq!(p.diff_ids, vec![diff.clone()]);
         assert_eq!(p.runtime.cmd, Some(vec!["/bin/sh".to_owned()]));

@@ -3,8 +3,16 @@
 use std::io;
 use std::path::PathBuf;
 
+use devbox_model::DevboxName;
 use devbox_model::api::ErrorCode;
 use devbox_store::StoreError;
+
+use crate::origin::{Origin, shorten};
+
+/// Longest tar entry name quoted in a message, in characters.
+const MAX_ENTRY: usize = 200;
+/// Longest reason quoted in a message, in characters.
+const MAX_REASON: usize = 400;
 
 /// Why an image operation failed. [`ImageError::code`] maps each variant to
 /// the API error code (and so to an HTTP status).
@@ -15,17 +23,40 @@ pub enum ImageError {
     NotFound { what: String },
 
     /// An uploaded archive is not a readable tar, or its image metadata is
-    /// inconsistent.
-    #[error("invalid image archive {path}: {reason}")]
-    InvalidArchive { path: PathBuf, reason: String },
+    /// inconsistent. `origin` names the upload as the user gave it.
+    #[error("invalid image archive{origin}: {reason}")]
+    InvalidArchive { origin: Origin, reason: String },
 
     /// A plain rootfs tarball holds entries that could escape its root, or
-    /// cannot be read.
-    #[error("refused rootfs tarball {path}: {source}")]
+    /// cannot be read. `detail` is the unpacker's reason with long names
+    /// shortened.
+    #[error("refused the uploaded rootfs tarball{origin}: {detail}")]
     RefusedRootfs {
-        path: PathBuf,
+        origin: Origin,
+        detail: String,
         #[source]
         source: devbox_layer::UnpackError,
+    },
+
+    /// A layer of an image holds entries the unpacker refuses (they could
+    /// escape its directory), so no devbox could start from it.
+    #[error("refused {what}: {detail}")]
+    RefusedLayer {
+        what: String,
+        detail: String,
+        #[source]
+        source: devbox_layer::UnpackError,
+    },
+
+    /// The image cannot lose its last name while devboxes are created from it.
+    #[error(
+        "image {reference} is used by {}; delete the {} first",
+        devbox_list(devboxes),
+        devbox_noun(devboxes)
+    )]
+    InUse {
+        reference: String,
+        devboxes: Vec<DevboxName>,
     },
 
     /// Content does not hash to the digest that names it.
@@ -71,7 +102,15 @@ pub enum ImageError {
         body: String,
     },
 
-    /// A remote registry could not be reached or the transfer broke off.
+    /// A remote registry does not answer at its address.
+    #[error("cannot reach the registry {registry}: {reason}")]
+    Unreachable { registry: String, reason: String },
+
+    /// A registry answered in plain HTTP where HTTPS was expected.
+    #[error("the registry {registry} answered over plain HTTP; pass --insecure to use it")]
+    PlainHttp { registry: String },
+
+    /// A remote registry failed in another way, or the transfer broke off.
     #[error("cannot fetch {url}: {source}")]
     Http {
         url: String,
@@ -123,13 +162,18 @@ impl ImageError {
             ImageError::NotFound { .. } => ErrorCode::NotFound,
             ImageError::InvalidArchive { .. }
             | ImageError::RefusedRootfs { .. }
+            | ImageError::RefusedLayer { .. }
+            | ImageError::PlainHttp { .. }
             | ImageError::DigestMismatch { .. }
             | ImageError::SizeMismatch { .. }
             | ImageError::UnsupportedMediaType { .. }
             | ImageError::InvalidDocument { .. }
             | ImageError::NoMatchingPlatform { .. }
             | ImageError::InvalidReference { .. } => ErrorCode::InvalidArgument,
-            ImageError::Upstream { .. } | ImageError::Http { .. } => ErrorCode::Upstream,
+            ImageError::InUse { .. } => ErrorCode::Conflict,
+            ImageError::Upstream { .. }
+            | ImageError::Http { .. }
+            | ImageError::Unreachable { .. } => ErrorCode::Upstream,
             ImageError::Unauthorized { .. } => ErrorCode::Unauthorized,
             ImageError::Storage { source, .. } => match source {
                 object_store::Error::NotFound { .. } => ErrorCode::NotFound,
@@ -138,6 +182,7 @@ impl ImageError {
             ImageError::Store(e) => match e {
                 StoreError::NotFound { .. } => ErrorCode::NotFound,
                 StoreError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
+                StoreError::Conflict { .. } | StoreError::InUse { .. } => ErrorCode::Conflict,
                 _ => ErrorCode::Internal,
             },
             ImageError::Io { source, .. } => io_code(source),
@@ -165,19 +210,74 @@ impl ImageError {
         }
     }
 
-    pub(crate) fn archive(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+    /// An invalid upload; the reason (which may quote names from the
+    /// archive) is shortened.
+    pub(crate) fn archive(origin: &Origin, reason: impl Into<String>) -> Self {
         ImageError::InvalidArchive {
-            path: path.into(),
-            reason: reason.into(),
+            origin: origin.clone(),
+            reason: shorten(&reason.into(), MAX_REASON),
         }
     }
 
     pub(crate) fn document(what: impl std::fmt::Display, reason: impl std::fmt::Display) -> Self {
         ImageError::InvalidDocument {
-            what: what.to_string(),
-            reason: reason.to_string(),
+            what: shorten(&what.to_string(), MAX_REASON),
+            reason: shorten(&reason.to_string(), MAX_REASON),
         }
     }
+
+    /// A refused rootfs tarball.
+    pub(crate) fn refused_rootfs(origin: &Origin, source: devbox_layer::UnpackError) -> Self {
+        ImageError::RefusedRootfs {
+            origin: origin.clone(),
+            detail: unpack_detail(&source),
+            source,
+        }
+    }
+
+    /// A refused layer; `what` names it (`layer sha256:… of …`).
+    pub(crate) fn refused_layer(what: String, source: devbox_layer::UnpackError) -> Self {
+        ImageError::RefusedLayer {
+            what,
+            detail: unpack_detail(&source),
+            source,
+        }
+    }
+}
+
+/// The unpacker's reason, with the entry named first and long names (a
+/// 10,000-deep path is one) shortened in the middle.
+fn unpack_detail(e: &devbox_layer::UnpackError) -> String {
+    use devbox_layer::UnpackError as U;
+    match e {
+        U::Refused { entry, reason } => format!(
+            "entry {:?}: {}",
+            shorten(entry, MAX_ENTRY),
+            shorten(&reason.to_string(), MAX_REASON)
+        ),
+        U::Io {
+            entry,
+            action,
+            source,
+        } => format!(
+            "entry {:?}: cannot {action}: {source}",
+            shorten(entry, MAX_ENTRY)
+        ),
+        other => shorten(&other.to_string(), MAX_REASON),
+    }
+}
+
+fn devbox_noun(devboxes: &[DevboxName]) -> &'static str {
+    if devboxes.len() == 1 {
+        "devbox"
+    } else {
+        "devboxes"
+    }
+}
+
+fn devbox_list(devboxes: &[DevboxName]) -> String {
+    let names: Vec<&str> = devboxes.iter().map(DevboxName::as_str).collect();
+    format!("{} {}", devbox_noun(devboxes), names.join(", "))
 }
 
 fn io_code(e: &io::Error) -> ErrorCode {
@@ -211,5 +311,36 @@ mod tests {
         assert_eq!(e.code(), ErrorCode::NotFound);
         let e = ImageError::io("/x", io::Error::from(io::ErrorKind::StorageFull));
         assert_eq!(e.code(), ErrorCode::InsufficientStorage);
+        let e = ImageError::InUse {
+            reference: "base:1".into(),
+            devboxes: vec!["web".parse().unwrap()],
+        };
+        assert_eq!(e.code(), ErrorCode::Conflict);
+        assert_eq!(
+            e.to_string(),
+            "image base:1 is used by devbox web; delete the devbox first"
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_upload_and_stay_short() {
+        let entry = "a/".repeat(10_000) + "x";
+        let source = devbox_layer::UnpackError::Refused {
+            entry: entry.clone(),
+            reason: devbox_layer::Refusal::SymlinkParent {
+                parent: entry[..entry.len() - 2].to_owned(),
+            },
+        };
+        let e = ImageError::refused_rootfs(&Origin::new(Some("./rootfs.tar")), source);
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(
+                "refused the uploaded rootfs tarball (from ./rootfs.tar): entry \"a/a/"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains('…'), "{msg}");
+        assert!(msg.ends_with("a/a\" is a symlink"), "{msg}");
+        assert!(msg.chars().count() < 700, "{} chars", msg.chars().count());
     }
 }

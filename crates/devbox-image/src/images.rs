@@ -1,11 +1,13 @@
 //! Images as the metadata database knows them: recording a manifest and its
 //! tag, listing, resolving for the runtime, removing.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::Utc;
 use devbox_layer::digest::Digest;
 use devbox_model::ImageRef;
 use devbox_model::api::Image;
-use devbox_store::{ManifestRecord, TagRecord};
+use devbox_store::{ImageName, ManifestRecord, RepositoryManifest, StoreError};
 
 use crate::documents::{self, Document, MAX_CONFIG};
 use crate::{ImageError, ImageStore, ResolvedImage, ResolvedLayer};
@@ -40,10 +42,10 @@ pub(crate) async fn record(
         }
     }
     let rec = ManifestRecord {
-        digest: staged.digest.to_string(),
+        digest: staged.digest,
         media_type: staged.media_type,
         content: staged.content,
-        config_digest: staged.config.to_string(),
+        config_digest: staged.config,
         size: staged.layers.iter().map(|(_, s)| s).sum(),
         layers: staged.layers.len() as u32,
         created_at: Utc::now(),
@@ -56,25 +58,27 @@ pub(crate) async fn record(
     match tag {
         Some(tag) => {
             meta.set_tag(repository, tag, &rec.digest).await?;
-            Ok(image(repository, tag, &rec))
+            Ok(image(repository, Some(tag), &rec))
         }
-        None => Ok(Image {
-            reference: format!("{repository}@{}", rec.digest),
-            repository: repository.to_owned(),
-            tag: String::new(),
-            digest: rec.digest.clone(),
-            size: rec.size,
-            layers: rec.layers as usize,
-            created_at: rec.created_at,
-        }),
+        None => {
+            // The repository holds it without a tag, as a registry would,
+            // so that it is listed and can be removed by its digest.
+            meta.link_manifest(repository, &rec.digest).await?;
+            Ok(image(repository, None, &rec))
+        }
     }
 }
 
-fn image(repository: &str, tag: &str, m: &ManifestRecord) -> Image {
+/// How an image is shown: `repository:tag`, or `repository@digest` when the
+/// repository holds it without a tag.
+fn image(repository: &str, tag: Option<&str>, m: &ManifestRecord) -> Image {
     Image {
-        reference: format!("{repository}:{tag}"),
+        reference: match tag {
+            Some(tag) => format!("{repository}:{tag}"),
+            None => format!("{repository}@{}", m.digest),
+        },
         repository: repository.to_owned(),
-        tag: tag.to_owned(),
+        tag: tag.unwrap_or_default().to_owned(),
         digest: m.digest.clone(),
         size: m.size,
         layers: m.layers as usize,
@@ -82,21 +86,50 @@ fn image(repository: &str, tag: &str, m: &ManifestRecord) -> Image {
     }
 }
 
+/// Every image: each tag, and each manifest a repository holds without a
+/// tag, ordered by repository, then tagged images by tag, then untagged
+/// ones by digest.
 pub(crate) async fn list(store: &ImageStore) -> Result<Vec<Image>, ImageError> {
     let meta = store.metadata();
+    let tags = meta.list_tags().await?;
+    let tagged: HashSet<(&str, &Digest)> = tags
+        .iter()
+        .map(|t| (t.repository.as_str(), &t.digest))
+        .collect();
+    let untagged: Vec<RepositoryManifest> = meta
+        .list_repository_manifests()
+        .await?
+        .into_iter()
+        .filter(|h| !tagged.contains(&(h.repository.as_str(), &h.digest)))
+        .collect();
+    let mut manifests: HashMap<Digest, Option<ManifestRecord>> = HashMap::new();
     let mut out = Vec::new();
-    for TagRecord {
-        repository,
-        tag,
-        digest,
-        ..
-    } in meta.list_tags().await?
-    {
-        // A tag always names a stored manifest (the database enforces it).
-        if let Some(m) = meta.get_manifest(&digest).await? {
-            out.push(image(&repository, &tag, &m));
+    let names = tags
+        .iter()
+        .map(|t| (t.repository.as_str(), Some(t.tag.as_str()), &t.digest))
+        .chain(
+            untagged
+                .iter()
+                .map(|h| (h.repository.as_str(), None, &h.digest)),
+        );
+    for (repository, tag, digest) in names {
+        if !manifests.contains_key(digest) {
+            let m = meta.get_manifest(digest).await?;
+            manifests.insert(digest.clone(), m);
+        }
+        // A name always points at a stored manifest (the database enforces it).
+        if let Some(Some(m)) = manifests.get(digest) {
+            out.push(image(repository, tag, m));
         }
     }
+    out.sort_by(|a, b| {
+        (&a.repository, a.tag.is_empty(), &a.tag, &a.digest).cmp(&(
+            &b.repository,
+            b.tag.is_empty(),
+            &b.tag,
+            &b.digest,
+        ))
+    });
     Ok(out)
 }
 
@@ -105,7 +138,7 @@ pub(crate) async fn resolve(
     reference: &ImageRef,
 ) -> Result<ResolvedImage, ImageError> {
     let digest = match (reference.digest(), reference.tag()) {
-        (Some(d), _) => d.to_owned(),
+        (Some(d), _) => parse_digest(reference, d)?,
         (None, Some(tag)) => {
             store
                 .metadata()
@@ -123,14 +156,22 @@ pub(crate) async fn resolve(
 
 pub(crate) async fn resolve_digest(
     store: &ImageStore,
-    digest: &str,
+    digest: &Digest,
 ) -> Result<ResolvedImage, ImageError> {
-    resolve_manifest(store, digest, digest.to_owned()).await
+    resolve_manifest(store, digest, digest.to_string()).await
+}
+
+/// The digest a reference pins.
+pub(crate) fn parse_digest(reference: &ImageRef, digest: &str) -> Result<Digest, ImageError> {
+    digest.parse().map_err(|_| ImageError::InvalidReference {
+        reference: reference.to_string(),
+        reason: "only sha256 digests are supported",
+    })
 }
 
 async fn resolve_manifest(
     store: &ImageStore,
-    digest: &str,
+    digest: &Digest,
     reference: String,
 ) -> Result<ResolvedImage, ImageError> {
     let rec = store
@@ -187,40 +228,36 @@ pub(crate) fn check_layer_count(
     }
 }
 
+/// Removes the name `reference` gives, and the manifest with it when it was
+/// the last name; refuses, removing nothing, when that manifest's devboxes
+/// would be left without their image.
 pub(crate) async fn remove(store: &ImageStore, reference: &ImageRef) -> Result<(), ImageError> {
-    let meta = store.metadata();
     let repository = reference.repository();
-    let not_found = || ImageError::NotFound {
-        what: format!("image {reference}"),
-    };
-    let digest = match (reference.tag(), reference.digest()) {
-        (Some(tag), pinned) => {
-            let t = meta
-                .get_tag(&repository, tag)
-                .await?
-                .ok_or_else(not_found)?;
-            if pinned.is_some_and(|d| d != t.digest) {
-                return Err(not_found());
-            }
-            meta.delete_tag(&repository, tag).await?;
-            t.digest
-        }
-        (None, Some(digest)) => {
-            let mut found = meta.get_manifest(digest).await?.is_some();
-            for t in meta.list_tags().await? {
-                if t.repository == repository && t.digest == digest {
-                    meta.delete_tag(&t.repository, &t.tag).await?;
-                    found = true;
-                }
-            }
-            if !found {
-                return Err(not_found());
-            }
-            digest.to_owned()
-        }
+    let pinned = reference
+        .digest()
+        .map(|d| parse_digest(reference, d))
+        .transpose()?;
+    let name = match (reference.tag(), &pinned) {
+        (Some(tag), Some(d)) => ImageName::TagAt(tag, d),
+        (Some(tag), None) => ImageName::Tag(tag),
+        (None, Some(d)) => ImageName::Digest(d),
         (None, None) => unreachable!("a reference without digest has a tag"),
     };
-    let deleted = meta.delete_manifest_if_untagged(&digest).await?;
-    tracing::info!(%reference, %digest, manifest_deleted = deleted, "removed image");
+    let removal = match store.metadata().remove_image(&repository, name).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound { .. }) => {
+            return Err(ImageError::NotFound {
+                what: format!("image {reference}"),
+            });
+        }
+        Err(StoreError::InUse { devboxes, .. }) => {
+            return Err(ImageError::InUse {
+                reference: reference.to_string(),
+                devboxes,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(%reference, digest = %removal.digest, manifest_deleted = removal.manifest_deleted, "removed image");
     Ok(())
 }

@@ -17,6 +17,7 @@ mod error;
 mod images;
 mod import;
 pub mod media;
+mod origin;
 mod platform;
 mod progress;
 mod source;
@@ -36,7 +37,10 @@ use object_store::local::LocalFileSystem;
 
 pub use blobs::{BlobStore, BlobWriter};
 pub use error::ImageError;
+pub use import::PendingImport;
+pub use origin::Origin;
 pub use platform::host_arch;
+pub use pull::PendingPull;
 pub use pull::auth::{Challenge, parse_challenges};
 pub use pull::naming::{Remote, remote_for};
 
@@ -61,7 +65,7 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct ResolvedImage {
     /// The manifest digest.
-    pub digest: String,
+    pub digest: Digest,
     /// The reference it was resolved from (the digest itself for
     /// [`ImageStore::resolve_digest`]).
     pub reference: String,
@@ -139,8 +143,29 @@ impl ImageStore {
     }
 
     /// Imports an uploaded archive (a file the caller spooled) under
-    /// `reference`, which must name a tag, not a digest. The format is
-    /// detected from the content:
+    /// `reference`, which must name a tag, not a digest: [`Self::begin_import`]
+    /// then [`PendingImport::finish`], for callers that need not tell the
+    /// two steps' errors apart.
+    pub async fn import(
+        &self,
+        reference: &ImageRef,
+        upload: &Path,
+        progress: &(dyn Fn(ProgressEvent) + Send + Sync),
+    ) -> Result<Image, ImageError> {
+        self.begin_import(reference, upload, Origin::default())
+            .await?
+            .finish(progress)
+            .await
+    }
+
+    /// The first step of an import, quick and reporting nothing: checks that
+    /// `reference` names a tag and detects the upload's format from its
+    /// content. Errors of this step (a digest reference, an empty or
+    /// unreadable upload) are known before any progress is reported, so a
+    /// server can answer them with their own status. Errors name the upload
+    /// by `origin` (what the client said it sent), never by its spool file.
+    ///
+    /// The formats:
     ///
     /// - an OCI image layout in a tar (`oci-layout` + `index.json`); when the
     ///   index names several images, the one whose `ref.name` annotation is
@@ -149,52 +174,69 @@ impl ImageStore {
     ///   are compressed with gzip under a new OCI manifest;
     /// - anything else is a plain rootfs tarball (uncompressed, gzip or
     ///   zstd), normalized into one layer with a generated config (linux,
-    ///   host architecture, the usual `PATH`, `Cmd ["/bin/sh"]`).
+    ///   host architecture, the usual `PATH`, `Cmd ["/bin/sh"]`, and no
+    ///   time, so the same rootfs always gives the same manifest digest).
     ///
-    /// Every digest the archive states is verified, layer diff IDs included.
-    /// The tag is set only once everything is stored.
+    /// [`PendingImport::finish`] then verifies every digest the archive
+    /// states, layer diff IDs included, refuses layers the unpacker would
+    /// refuse (with its reason), and sets the tag once everything is stored.
     ///
-    /// Events: for an OCI layout `Resolved`, then `Progress` and `LayerDone`
-    /// per layer; for archives whose layers must be converted, `Progress`
-    /// while converting (keyed by the layer's diff ID, or by an empty digest
-    /// for a rootfs tarball, counting bytes of the upload), then `Resolved`
-    /// and `LayerDone`; finally `Done`. Errors are returned, not reported.
-    pub async fn import(
+    /// Events of `finish`: for an OCI layout `Resolved`, then `Progress` and
+    /// `LayerDone` per layer; for archives whose layers must be converted,
+    /// `Progress` while converting (keyed by the layer's diff ID, or by an
+    /// empty digest for a rootfs tarball, counting bytes of the upload),
+    /// then `Resolved` and `LayerDone`; finally `Done`. Errors are returned,
+    /// not reported.
+    pub async fn begin_import(
         &self,
         reference: &ImageRef,
         upload: &Path,
-        progress: &(dyn Fn(ProgressEvent) + Send + Sync),
-    ) -> Result<Image, ImageError> {
-        import::import(self, reference, upload, progress).await
+        origin: Origin,
+    ) -> Result<PendingImport, ImageError> {
+        import::begin(self, reference, upload, origin).await
     }
 
-    /// Pulls an image from an OCI distribution registry.
-    ///
-    /// The manifest is requested with the OCI manifest and index and the
-    /// Docker schema 2 manifest and list media types; an index resolves to
-    /// `linux/<host arch>`, and that platform's manifest is what gets stored
-    /// and tagged. Access is anonymous until the registry challenges, then
-    /// the Docker token flow (with the credentials sent to the token service
-    /// as Basic auth, when given) or HTTP Basic. A reference without a domain
-    /// is on Docker Hub (`registry-1.docker.io`, single names under
-    /// `library/`); `insecure` means plain HTTP. Layers may be gzip, zstd or
-    /// uncompressed; every blob is verified while it streams (digest, size,
-    /// and the diff ID of each layer), and blobs already stored are not
-    /// fetched again (`LayerDone { cached: true }`). The manifest is stored
-    /// verbatim under its own media type; a reference naming only a digest
-    /// stores the image without a tag.
-    ///
-    /// Events: `Resolved`, `Progress` (at most every 100 ms per layer),
-    /// `LayerDone` per layer, then `Done`. Errors are returned, not reported.
+    /// Pulls an image from an OCI distribution registry:
+    /// [`Self::begin_pull`] then [`PendingPull::finish`].
     pub async fn pull(
         &self,
         req: &PullRequest,
         progress: &(dyn Fn(ProgressEvent) + Send + Sync),
     ) -> Result<Image, ImageError> {
-        pull::pull(self, req, progress).await
+        self.begin_pull(req).await?.finish(progress).await
     }
 
-    /// Every tagged image, ordered by repository and tag.
+    /// The first step of a pull, reporting nothing: reaches the registry,
+    /// authenticates and fetches the manifest (following an index to
+    /// `linux/<host arch>`). Its errors (a malformed reference, a registry
+    /// that is unreachable or answers in plain HTTP, refused credentials, an
+    /// unknown manifest) are known before any progress is reported.
+    ///
+    /// The manifest is requested with the OCI manifest and index and the
+    /// Docker schema 2 manifest and list media types; that platform's
+    /// manifest is what gets stored and tagged. Access is anonymous until the
+    /// registry challenges, then the Docker token flow (with the credentials
+    /// sent to the token service as Basic auth, when given) or HTTP Basic. A
+    /// reference without a domain is on Docker Hub (`registry-1.docker.io`,
+    /// single names under `library/`); `insecure` means plain HTTP.
+    ///
+    /// [`PendingPull::finish`] fetches the config and the layers (gzip, zstd
+    /// or uncompressed), each verified while it streams (digest, size, the
+    /// diff ID of each layer, and the unpacker's refusals), skipping blobs
+    /// already stored (`LayerDone { cached: true }`). The manifest is stored
+    /// verbatim under its own media type; a reference naming only a digest
+    /// stores the image in its repository without a tag.
+    ///
+    /// Events of `finish`: `Resolved`, `Progress` (at most every 100 ms per
+    /// layer), `LayerDone` per layer, then `Done`. Errors are returned, not
+    /// reported.
+    pub async fn begin_pull(&self, req: &PullRequest) -> Result<PendingPull, ImageError> {
+        pull::begin(self, req).await
+    }
+
+    /// Every image: each tag, and each manifest a repository holds without a
+    /// tag (shown as `repository@digest` with an empty tag), ordered by
+    /// repository.
     pub async fn list(&self) -> Result<Vec<Image>, ImageError> {
         images::list(self).await
     }
@@ -205,13 +247,20 @@ impl ImageStore {
     }
 
     /// The image with this manifest digest.
-    pub async fn resolve_digest(&self, manifest_digest: &str) -> Result<ResolvedImage, ImageError> {
+    pub async fn resolve_digest(
+        &self,
+        manifest_digest: &Digest,
+    ) -> Result<ResolvedImage, ImageError> {
         images::resolve_digest(self, manifest_digest).await
     }
 
     /// Removes a tag (or, for a digest reference, every tag of that
-    /// repository pointing at the digest) and deletes the manifest when no
-    /// tag points at it any more. Blobs are left to garbage collection.
+    /// repository pointing at the digest and the repository's hold on it)
+    /// and deletes the manifest once nothing names it. Refuses with
+    /// [`ImageError::InUse`], removing nothing, when that would leave
+    /// devboxes without their image; the check and the removal are one
+    /// transaction of the metadata database, so a concurrent create cannot
+    /// slip between them. Blobs are left to garbage collection.
     pub async fn remove(&self, reference: &ImageRef) -> Result<(), ImageError> {
         images::remove(self, reference).await
     }

@@ -1,21 +1,22 @@
-//! Storing a layer blob while verifying both of its digests: the digest of
-//! the bytes (checked by the blob writer) and the diff ID of the
-//! uncompressed tar, computed by a worker thread that decompresses a copy
-//! of the stream as it passes.
+//! Storing a layer blob while verifying it: the digest of the bytes
+//! (checked by the blob writer), and, by a worker thread that decompresses
+//! a copy of the stream as it passes, the diff ID of the uncompressed tar
+//! and the unpacker's refusals.
 //!
 //! The diff ID matters beyond integrity: the runtime keys unpacked layers by
 //! it, so a layer whose content disagrees with its config must never be
-//! stored.
+//! stored. The refusals matter because a layer the unpacker refuses would
+//! let the image in only to fail every devbox created from it.
 
 use std::io::{self, Read};
 
 use bytes::{Buf, Bytes};
+use devbox_layer::UnpackError;
 use devbox_layer::compression::{self, Compression};
-use devbox_layer::digest::Digest;
+use devbox_layer::digest::{Digest, HashingReader};
 use devbox_model::api::ProgressEvent;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -24,13 +25,22 @@ use crate::blobs::BlobStore;
 use crate::documents::LayerDesc;
 use crate::progress::{Progress, Throttle};
 
-/// Computes the digest of the decompressed stream on a blocking thread.
-struct DiffIdHasher {
-    tx: Option<mpsc::Sender<Bytes>>,
-    task: JoinHandle<io::Result<Digest>>,
+/// Why the worker found a layer wanting.
+enum LayerFault {
+    /// The stream does not decompress or is not a readable tar.
+    Unreadable(io::Error),
+    /// The unpacker would refuse an entry.
+    Refused(UnpackError),
 }
 
-impl DiffIdHasher {
+/// Decompresses the stream on a blocking thread, applying the unpacker's
+/// refusals and computing the diff ID.
+struct LayerChecker {
+    tx: Option<mpsc::Sender<Bytes>>,
+    task: JoinHandle<Result<Digest, LayerFault>>,
+}
+
+impl LayerChecker {
     fn start(compression: Compression) -> Self {
         let (tx, rx) = mpsc::channel::<Bytes>(16);
         let task = tokio::task::spawn_blocking(move || {
@@ -38,17 +48,18 @@ impl DiffIdHasher {
                 rx,
                 chunk: Bytes::new(),
             };
-            let mut tar = compression::decompress(input, compression).map_err(io::Error::other)?;
-            let mut hasher = Sha256::new();
-            let mut buf = vec![0u8; 256 << 10];
-            loop {
-                let n = tar.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
+            let tar = compression::decompress(input, compression)
+                .map_err(|e| LayerFault::Unreadable(io::Error::other(e)))?;
+            let mut hashed = HashingReader::new(tar);
+            match devbox_layer::validate(&mut hashed) {
+                Ok(_) => {}
+                Err(UnpackError::Archive { source }) => return Err(LayerFault::Unreadable(source)),
+                Err(e) => return Err(LayerFault::Refused(e)),
             }
-            Ok(Digest::from_sha256(hasher.finalize().into()))
+            // The diff ID covers the whole stream, padding after the
+            // end-of-archive marker included.
+            io::copy(&mut hashed, &mut io::sink()).map_err(LayerFault::Unreadable)?;
+            Ok(hashed.finish().0)
         });
         Self { tx: Some(tx), task }
     }
@@ -63,7 +74,7 @@ impl DiffIdHasher {
         }
     }
 
-    async fn finish(mut self) -> Result<io::Result<Digest>, ImageError> {
+    async fn finish(mut self) -> Result<Result<Digest, LayerFault>, ImageError> {
         self.tx = None;
         Ok(self.task.await?)
     }
@@ -90,27 +101,25 @@ impl Read for ChannelReader {
     }
 }
 
-/// Stores one layer from `body`, verifying its digest, size and diff ID
-/// before it becomes visible, and reporting throttled progress.
+/// Stores one layer from `body`, verifying its digest, size, diff ID and
+/// content (the unpacker's refusals) before it becomes visible, and
+/// reporting throttled progress. `source` says where the layer comes from,
+/// for messages (`the uploaded image (from x)`, `registry/repository`).
 pub(crate) async fn store_layer(
     blobs: &BlobStore,
     layer: &LayerDesc,
     diff_id: &Digest,
     mut body: BoxStream<'_, Result<Bytes, ImageError>>,
+    source: &str,
     progress: Progress<'_>,
 ) -> Result<u64, ImageError> {
     let mut writer = blobs.writer(&layer.digest, Some(layer.size)).await?;
-    // An uncompressed layer's diff ID is its blob digest, which the writer
-    // verifies already: only compressed layers need a second hash.
-    let mut hasher =
-        (layer.compression != Compression::None).then(|| DiffIdHasher::start(layer.compression));
+    let mut checker = LayerChecker::start(layer.compression);
     let mut throttle = Throttle::default();
     let copied = async {
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
-            if let Some(h) = hasher.as_mut() {
-                h.feed(chunk.clone()).await;
-            }
+            checker.feed(chunk.clone()).await;
             writer.write(chunk).await?;
             if throttle.ready() {
                 progress(ProgressEvent::Progress {
@@ -120,14 +129,21 @@ pub(crate) async fn store_layer(
                 });
             }
         }
+        // The blob's own digest first: a corrupt transfer is reported as
+        // such, not as whatever its damaged content looks like.
         writer.check()?;
         let what = format!("layer {}", layer.digest);
-        let actual = match hasher {
-            Some(h) => h
-                .finish()
-                .await?
-                .map_err(|e| ImageError::document(&what, format!("cannot decompress: {e}")))?,
-            None => layer.digest.clone(),
+        let actual = match checker.finish().await? {
+            Ok(actual) => actual,
+            Err(LayerFault::Unreadable(e)) => {
+                return Err(ImageError::document(
+                    &what,
+                    format!("cannot decompress: {e}"),
+                ));
+            }
+            Err(LayerFault::Refused(e)) => {
+                return Err(ImageError::refused_layer(format!("{what} of {source}"), e));
+            }
         };
         crate::blobs::check_digest(&format!("diff id of {what}"), diff_id, &actual)
     }

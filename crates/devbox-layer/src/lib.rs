@@ -23,7 +23,7 @@ pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
 pub use normalize::{NormalizeStats, normalize};
 pub use pack::{PackError, PackOptions, PackStats, pack_dir};
 pub use source::{LayerDescriptor, LayerSource, LayerSourceError};
-pub use unpack::{Refusal, UnpackError, UnpackStats, unpack};
+pub use unpack::{Refusal, UnpackError, UnpackStats, unpack, validate};
 
 #[cfg(test)]
 mod test_tar;

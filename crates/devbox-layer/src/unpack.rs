@@ -4,6 +4,7 @@
 mod create;
 mod error;
 mod tree;
+mod validate;
 
 #[cfg(test)]
 mod tests;
@@ -13,6 +14,7 @@ use std::io::Read;
 use std::path::Path;
 
 pub use error::{Refusal, UnpackError};
+pub use validate::validate;
 
 use crate::entry::{self, Kind, Mtime};
 use tree::Tree;

@@ -280,12 +280,15 @@ pub enum ExecServerMsg {
 /// An image in the local store.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Image {
-    /// `repository:tag`.
+    /// `repository:tag`, or `repository@digest` for an image held without a
+    /// tag (pulled by digest).
     pub reference: String,
     pub repository: String,
+    /// Empty for an image held without a tag.
     pub tag: String,
     /// Manifest digest.
-    pub digest: String,
+    #[schema(value_type = String)]
+    pub digest: Digest,
     /// Compressed size of all layers, in bytes.
     pub size: u64,
     pub layers: usize,

@@ -1,63 +1,127 @@
 //! The metadata database of Devbox.
 //!
 //! Everything the control plane must remember lives here: devboxes and their
-//! states, image manifests and tags, API tokens. Callers see only the
-//! [`Store`] trait and plain records; SQL never leaves this crate. SQLite
-//! (embedded, WAL) is the implementation for one machine; a PostgreSQL
-//! implementation of the same trait serves the cluster scale.
+//! states, image manifests, tags and repositories, API tokens. Callers see
+//! small traits by concern ([`DevboxStore`], [`ImageMetadata`],
+//! [`TokenStore`], together [`Store`]) and this crate's own records; SQL
+//! never leaves the crate. SQLite (embedded, WAL) is the implementation for
+//! one machine; a PostgreSQL implementation of the same traits serves the
+//! cluster scale.
+//!
+//! Every method is one transaction: it happens completely or not at all.
 
 mod error;
 mod records;
 pub mod sqlite;
 
-use async_trait::async_trait;
-use devbox_model::api::Devbox;
-use devbox_model::{DevboxId, DevboxName, State};
+use std::net::Ipv4Addr;
 
-pub use error::StoreError;
-pub use records::{ManifestRecord, TagRecord, TokenRecord};
+use async_trait::async_trait;
+use devbox_model::api::CommandStatus;
+use devbox_model::{DevboxId, DevboxName, Digest, EnvVar, Resources, State};
+
+pub use error::{DatabaseSource, StoreError};
+pub use records::{
+    AppliedSettings, DevboxRecord, ImageName, ManifestRecord, Removal, RepositoryManifest,
+    TagRecord, TokenRecord, Transition,
+};
 pub use sqlite::SqliteStore;
 
-/// The metadata database. Every method is one transaction: it either
-/// happens completely or not at all.
+/// Devboxes: their settings, states and what their runs reported.
 #[async_trait]
-pub trait Store: Send + Sync + std::fmt::Debug {
+pub trait DevboxStore: Send + Sync + std::fmt::Debug {
     /// Records a new devbox. Fails with [`StoreError::AlreadyExists`] when a
-    /// devbox of the same name or IP address exists.
-    async fn insert_devbox(&self, devbox: &Devbox) -> Result<(), StoreError>;
+    /// devbox of the same name (or ID) exists, and with
+    /// [`StoreError::NotFound`] when its manifest is not stored (it may have
+    /// been removed since the image was resolved); nothing is recorded then.
+    async fn insert_devbox(&self, devbox: &DevboxRecord) -> Result<(), StoreError>;
 
     /// The devbox of that name, if any.
-    async fn get_devbox(&self, name: &DevboxName) -> Result<Option<Devbox>, StoreError>;
+    async fn get_devbox(&self, name: &DevboxName) -> Result<Option<DevboxRecord>, StoreError>;
+
+    /// The devbox with that ID, if any.
+    async fn get_devbox_by_id(&self, id: &DevboxId) -> Result<Option<DevboxRecord>, StoreError>;
 
     /// Every devbox, ordered by name.
-    async fn list_devboxes(&self) -> Result<Vec<Devbox>, StoreError>;
+    async fn list_devboxes(&self) -> Result<Vec<DevboxRecord>, StoreError>;
 
-    /// Sets the state (and the error message shown while in `Error`; cleared
-    /// otherwise) and bumps `updated_at`. Fails with
-    /// [`StoreError::NotFound`] when the devbox is gone.
-    async fn set_state(
+    /// Moves the devbox from state `from` to `to`, recording the note's error
+    /// and reason (replacing, and so clearing, earlier ones), and bumps
+    /// `updated_at`; returns the updated record. The change happens only if
+    /// the stored state is still `from` when it is written (one conditional
+    /// update, so concurrent writers, even on other replicas, cannot both
+    /// win); otherwise it fails with [`StoreError::Conflict`] naming the state
+    /// found, or no state when the devbox is gone, and changes nothing.
+    async fn transition(
         &self,
         id: &DevboxId,
-        state: State,
-        error: Option<&str>,
-    ) -> Result<(), StoreError>;
+        from: State,
+        to: State,
+        note: &Transition,
+    ) -> Result<DevboxRecord, StoreError>;
+
+    /// Replaces the devbox's resources, environment and startup command,
+    /// whatever its state (when they take effect is the caller's business),
+    /// and returns the updated record. Fails with [`StoreError::NotFound`]
+    /// when the devbox is gone.
+    async fn update_settings(
+        &self,
+        id: &DevboxId,
+        resources: Resources,
+        env: &[EnvVar],
+        command: Option<&[String]>,
+    ) -> Result<DevboxRecord, StoreError>;
+
+    /// Records that a run began with `applied` at address `ip` (as the
+    /// runtime reported it); the run's OOM count and command status start
+    /// over. Returns the updated record; fails with [`StoreError::NotFound`]
+    /// when the devbox is gone.
+    async fn record_start(
+        &self,
+        id: &DevboxId,
+        applied: &AppliedSettings,
+        ip: Option<Ipv4Addr>,
+    ) -> Result<DevboxRecord, StoreError>;
+
+    /// Records what the current run reports: its OOM kills so far and its
+    /// startup command's status. Returns the updated record; fails with
+    /// [`StoreError::NotFound`] when the devbox is gone.
+    async fn record_status(
+        &self,
+        id: &DevboxId,
+        oom_kills: u64,
+        command_status: Option<&CommandStatus>,
+    ) -> Result<DevboxRecord, StoreError>;
 
     /// Removes the devbox record. Removing a missing record succeeds.
     async fn delete_devbox(&self, id: &DevboxId) -> Result<(), StoreError>;
+}
 
+/// Image metadata: manifests, the repositories holding them, and tags. Blobs
+/// live elsewhere (object storage); a manifest is recorded only after its
+/// blobs, a tag or repository link only after its manifest.
+#[async_trait]
+pub trait ImageMetadata: Send + Sync + std::fmt::Debug {
     /// Stores a manifest; storing the same digest again changes nothing.
     async fn put_manifest(&self, manifest: &ManifestRecord) -> Result<(), StoreError>;
 
     /// The manifest with that digest, if stored.
-    async fn get_manifest(&self, digest: &str) -> Result<Option<ManifestRecord>, StoreError>;
+    async fn get_manifest(&self, digest: &Digest) -> Result<Option<ManifestRecord>, StoreError>;
 
-    /// Deletes a manifest unless a tag still points at it; returns whether it
-    /// was deleted.
-    async fn delete_manifest_if_untagged(&self, digest: &str) -> Result<bool, StoreError>;
+    /// Records that `repository` holds a stored manifest, without a tag (as
+    /// an image pulled by digest is held); holding it already changes
+    /// nothing. Fails with [`StoreError::NotFound`] when the manifest is not
+    /// stored.
+    async fn link_manifest(&self, repository: &str, digest: &Digest) -> Result<(), StoreError>;
+
+    /// Every manifest held by a repository, ordered by repository and digest.
+    async fn list_repository_manifests(&self) -> Result<Vec<RepositoryManifest>, StoreError>;
 
     /// Points `repository:tag` at a stored manifest, replacing any previous
-    /// target. Fails with [`StoreError::NotFound`] when the manifest is not stored.
-    async fn set_tag(&self, repository: &str, tag: &str, digest: &str) -> Result<(), StoreError>;
+    /// target, and records that the repository holds it. Fails with
+    /// [`StoreError::NotFound`] when the manifest is not stored.
+    async fn set_tag(&self, repository: &str, tag: &str, digest: &Digest)
+    -> Result<(), StoreError>;
 
     /// The tag, if it exists.
     async fn get_tag(&self, repository: &str, tag: &str) -> Result<Option<TagRecord>, StoreError>;
@@ -65,10 +129,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Every tag, ordered by repository and tag.
     async fn list_tags(&self) -> Result<Vec<TagRecord>, StoreError>;
 
-    /// Removes a tag; returns whether it existed.
-    async fn delete_tag(&self, repository: &str, tag: &str) -> Result<bool, StoreError>;
+    /// Removes names of a manifest from `repository`, in one transaction:
+    /// the tag (or, for [`ImageName::Digest`], every tag of the repository
+    /// pointing at the manifest), and the repository's hold on the manifest
+    /// once no tag of the repository points at it. A manifest left with no
+    /// name in any repository is deleted (its blobs are left to garbage
+    /// collection).
+    ///
+    /// Fails, removing nothing, with [`StoreError::NotFound`] when the name
+    /// does not exist (a [`ImageName::TagAt`] tag pointing elsewhere counts
+    /// as missing), and with [`StoreError::InUse`] when the manifest would be
+    /// left without a name while devboxes are created from it. Because the
+    /// check and the removal are one transaction, and a devbox can only be
+    /// inserted while its manifest exists, no devbox is ever left without
+    /// its image.
+    async fn remove_image(
+        &self,
+        repository: &str,
+        name: ImageName<'_>,
+    ) -> Result<Removal, StoreError>;
+}
 
-    /// Records an API token (only its hash).
+/// API tokens, kept as hashes.
+#[async_trait]
+pub trait TokenStore: Send + Sync + std::fmt::Debug {
+    /// Records an API token (only its hash). Fails with
+    /// [`StoreError::AlreadyExists`] when the ID or hash is taken.
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
 
     /// The token whose hash this is, if any.
@@ -77,3 +163,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// How many tokens exist (zero on a fresh database).
     async fn count_tokens(&self) -> Result<u64, StoreError>;
 }
+
+/// The whole metadata database; `Arc<dyn Store>` is what the control plane
+/// holds. Implemented for everything that implements the three concerns.
+pub trait Store: DevboxStore + ImageMetadata + TokenStore {}
+
+impl<T: DevboxStore + ImageMetadata + TokenStore + ?Sized> Store for T {}

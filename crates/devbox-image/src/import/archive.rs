@@ -11,6 +11,7 @@ use tar::EntryType;
 
 use super::detect::clean;
 use crate::ImageError;
+use crate::origin::Origin;
 
 /// How many links are followed when resolving a member name.
 const MAX_LINKS: usize = 8;
@@ -33,14 +34,16 @@ enum Member {
 #[derive(Debug)]
 pub struct TarIndex {
     path: PathBuf,
+    /// What the user sent, for messages.
+    origin: Origin,
     members: HashMap<String, Member>,
 }
 
 impl TarIndex {
     /// Reads the tar's headers (blocking). Later entries of the same name
     /// replace earlier ones, as extraction would.
-    pub fn build(path: &Path) -> Result<Self, ImageError> {
-        let bad = |e: std::io::Error| ImageError::archive(path, format!("cannot read tar: {e}"));
+    pub fn build(path: &Path, origin: Origin) -> Result<Self, ImageError> {
+        let bad = |e: std::io::Error| ImageError::archive(&origin, format!("cannot read tar: {e}"));
         let file = File::open(path).map_err(|e| ImageError::io(path, e))?;
         let mut archive = tar::Archive::new(file);
         let mut members = HashMap::new();
@@ -70,6 +73,7 @@ impl TarIndex {
         }
         Ok(Self {
             path: path.to_owned(),
+            origin,
             members,
         })
     }
@@ -77,6 +81,11 @@ impl TarIndex {
     /// The tar file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What the user sent.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
     }
 
     /// Offset and size of a member's data, following links.
@@ -93,21 +102,21 @@ impl TarIndex {
                     };
                     name = join(base, target).ok_or_else(|| {
                         ImageError::archive(
-                            &self.path,
+                            &self.origin,
                             format!("link {name} points outside the archive"),
                         )
                     })?;
                 }
                 None => {
                     return Err(ImageError::archive(
-                        &self.path,
+                        &self.origin,
                         format!("{name} is missing"),
                     ));
                 }
             }
         }
         Err(ImageError::archive(
-            &self.path,
+            &self.origin,
             format!("too many links resolving {name}"),
         ))
     }
@@ -126,7 +135,7 @@ impl TarIndex {
         let (mut r, size) = self.open(name)?;
         if size > max {
             return Err(ImageError::archive(
-                &self.path,
+                &self.origin,
                 format!("{name} is {size} bytes, more than the limit of {max}"),
             ));
         }
@@ -135,7 +144,7 @@ impl TarIndex {
             .map_err(|e| ImageError::io(&self.path, e))?;
         if buf.len() as u64 != size {
             return Err(ImageError::archive(
-                &self.path,
+                &self.origin,
                 format!("{name} is truncated"),
             ));
         }
@@ -206,7 +215,7 @@ mod tests {
             ("c.tar", None, Some(("a/layer.tar", EntryType::Link))),
             ("big", Some(&[7u8; 2000]), None),
         ]);
-        let idx = TarIndex::build(f.path()).unwrap();
+        let idx = TarIndex::build(f.path(), Origin::default()).unwrap();
         assert_eq!(idx.read("a/layer.tar", 100).unwrap(), b"hello");
         assert_eq!(idx.read("b/layer.tar", 100).unwrap(), b"hello");
         assert_eq!(idx.read("./c.tar", 100).unwrap(), b"hello");
@@ -232,7 +241,7 @@ mod tests {
             ("l1", None, Some(("l2", EntryType::Symlink))),
             ("l2", None, Some(("l1", EntryType::Symlink))),
         ]);
-        let idx = TarIndex::build(f.path()).unwrap();
+        let idx = TarIndex::build(f.path(), Origin::default()).unwrap();
         assert!(idx.locate("x").unwrap_err().to_string().contains("outside"));
         assert!(
             idx.locate("l1")

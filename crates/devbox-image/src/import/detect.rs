@@ -14,6 +14,7 @@ use std::path::Path;
 use devbox_layer::compression::{self, Compression};
 
 use crate::ImageError;
+use crate::origin::Origin;
 
 /// What an upload is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,17 +103,19 @@ pub struct Detected {
     pub compression: Compression,
 }
 
-/// Detects the format of an uploaded file (blocking).
-pub fn detect(path: &Path) -> Result<Detected, ImageError> {
+/// Detects the format of an uploaded file (blocking). Errors name the
+/// upload by `origin`.
+pub fn detect(path: &Path, origin: &Origin) -> Result<Detected, ImageError> {
     let mut file = File::open(path).map_err(|e| ImageError::io(path, e))?;
     let mut magic = [0u8; 8];
     let n = read_up_to(&mut file, &mut magic).map_err(|e| ImageError::io(path, e))?;
     if n == 0 {
-        return Err(ImageError::archive(path, "the upload is empty"));
+        return Err(ImageError::archive(origin, "the upload is empty"));
     }
     let compression = compression::Compression::detect(&magic[..n]);
     let file = File::open(path).map_err(|e| ImageError::io(path, e))?;
-    let bad = |e: io::Error| ImageError::archive(path, format!("not a readable tar archive: {e}"));
+    let bad =
+        |e: io::Error| ImageError::archive(origin, format!("not a readable tar archive: {e}"));
     let mut classifier = Classifier::default();
     let decided = if compression == Compression::None {
         // Seeking over entry data makes scanning an image archive cheap.
@@ -120,12 +123,12 @@ pub fn detect(path: &Path) -> Result<Detected, ImageError> {
         scan(archive.entries_with_seek().map_err(bad)?, &mut classifier).map_err(bad)?
     } else {
         let input = compression::decompress(file, compression)
-            .map_err(|e| ImageError::archive(path, format!("cannot decompress: {e}")))?;
+            .map_err(|e| ImageError::archive(origin, format!("cannot decompress: {e}")))?;
         let mut archive = tar::Archive::new(input);
         scan(archive.entries().map_err(bad)?, &mut classifier).map_err(bad)?
     };
     if classifier.entries() == 0 {
-        return Err(ImageError::archive(path, "the archive has no entries"));
+        return Err(ImageError::archive(origin, "the archive has no entries"));
     }
     Ok(Detected {
         format: decided.unwrap_or_else(|| classifier.finish()),

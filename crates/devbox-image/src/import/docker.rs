@@ -39,13 +39,14 @@ pub(crate) async fn import(
     reference: &ImageRef,
     progress: Progress<'_>,
 ) -> Result<StagedManifest, ImageError> {
-    let path = index.path().to_owned();
+    let origin = index.origin().clone();
     let idx = index.clone();
     let manifest =
         tokio::task::spawn_blocking(move || idx.read("manifest.json", MAX_MANIFEST)).await??;
     let entries: Vec<Entry> =
         serde_json::from_slice(&manifest).map_err(|e| ImageError::document("manifest.json", e))?;
-    let entry = choose(entries, reference).map_err(|reason| ImageError::archive(&path, reason))?;
+    let entry =
+        choose(entries, reference).map_err(|reason| ImageError::archive(&origin, reason))?;
 
     let idx = index.clone();
     let config_name = entry.config.clone();
@@ -53,9 +54,9 @@ pub(crate) async fn import(
     let config_digest = Digest::of(&config);
     // Docker names the config after its digest (the image ID); check it.
     if let Some(hex) = digest_in_name(&entry.config) {
-        let stated: Digest = format!("sha256:{hex}")
-            .parse()
-            .map_err(|_| ImageError::archive(&path, format!("bad config name {}", entry.config)))?;
+        let stated: Digest = format!("sha256:{hex}").parse().map_err(|_| {
+            ImageError::archive(&origin, format!("bad config name {}", entry.config))
+        })?;
         check_digest(&format!("config {}", entry.config), &stated, &config_digest)?;
     }
     let diff_ids = documents::parse_config(&format!("config {}", entry.config), &config)?.diff_ids;
@@ -160,6 +161,41 @@ async fn convert_layer(
     .await
 }
 
+/// The uncompressed tar of a layer member. Layers are normally plain tars,
+/// but some tools store them compressed.
+fn layer_tar<'a, R: Read + 'a>(
+    member: R,
+    index: &TarIndex,
+    name: &str,
+) -> Result<Box<dyn Read + 'a>, ImageError> {
+    let mut input = BufReader::with_capacity(1 << 20, member);
+    let head = input
+        .fill_buf()
+        .map_err(|e| ImageError::io(index.path(), e))?;
+    let found = Compression::detect(head);
+    compression::decompress(input, found)
+        .map_err(|e| ImageError::archive(index.origin(), format!("layer {name}: {e}")))
+}
+
+/// Applies the unpacker's refusals to a layer of the archive. This is a
+/// pass of its own over the member, which lies in a local file, so that the
+/// conversion stays one plain stream and a refused layer is never
+/// compressed at all.
+fn validate_member(index: &TarIndex, name: &str) -> Result<(), ImageError> {
+    let (member, _) = index.open(name)?;
+    match devbox_layer::validate(layer_tar(member, index, name)?) {
+        Ok(_) => Ok(()),
+        Err(devbox_layer::UnpackError::Archive { source }) => Err(ImageError::archive(
+            index.origin(),
+            format!("layer {name} is not a readable tar: {source}"),
+        )),
+        Err(e) => Err(ImageError::refused_layer(
+            format!("layer {name} of the uploaded image{}", index.origin()),
+            e,
+        )),
+    }
+}
+
 fn convert_blocking(
     index: &TarIndex,
     name: &str,
@@ -167,6 +203,7 @@ fn convert_blocking(
     out: &Path,
     tx: &ProgressSender,
 ) -> Result<(Digest, u64), ImageError> {
+    validate_member(index, name)?;
     let (member, total) = index.open(name)?;
     let mut throttle = Throttle::default();
     let key = diff_id.to_string();
@@ -179,14 +216,7 @@ fn convert_blocking(
             });
         }
     });
-    // Layers are normally plain tars, but some tools store them compressed.
-    let mut input = BufReader::with_capacity(1 << 20, counted);
-    let head = input
-        .fill_buf()
-        .map_err(|e| ImageError::io(index.path(), e))?;
-    let found = Compression::detect(head);
-    let tar: Box<dyn Read> = compression::decompress(input, found)
-        .map_err(|e| ImageError::archive(index.path(), format!("layer {name}: {e}")))?;
+    let tar = layer_tar(counted, index, name)?;
     let digests = super::write_blob_file(out, name, |w| {
         compression::write_layer(tar, w, Compression::Gzip)
     })?;

@@ -30,19 +30,19 @@ pub(crate) async fn import(
     tag: &str,
     progress: Progress<'_>,
 ) -> Result<StagedManifest, ImageError> {
-    let path = index.path().to_owned();
+    let origin = index.origin().clone();
     let layout = read(&index, "oci-layout", 4096).await?;
     let version = serde_json::from_slice::<serde_json::Value>(&layout)
         .ok()
         .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_owned))
-        .ok_or_else(|| ImageError::archive(&path, "oci-layout has no imageLayoutVersion"))?;
+        .ok_or_else(|| ImageError::archive(&origin, "oci-layout has no imageLayoutVersion"))?;
     tracing::debug!(%version, "importing an OCI image layout");
 
     let top: ImageIndex = serde_json::from_slice(&read(&index, "index.json", MAX_MANIFEST).await?)
         .map_err(|e| ImageError::document("index.json", e))?;
     let mut chosen = choose(top.manifests(), tag).ok_or_else(|| {
         ImageError::archive(
-            &path,
+            &origin,
             format!(
                 "index.json names {} images and none is tagged {tag:?} or made for linux/{}",
                 top.manifests().len(),
@@ -91,7 +91,9 @@ pub(crate) async fn import(
         let cached = store.blobs().has_blob(&layer.digest).await?;
         if !cached {
             let body = member_stream(&index, &blob_name(&layer.digest)).await?;
-            crate::verify::store_layer(store.blobs(), layer, diff_id, body, progress).await?;
+            let source = format!("the uploaded image{origin}");
+            crate::verify::store_layer(store.blobs(), layer, diff_id, body, &source, progress)
+                .await?;
         }
         progress(ProgressEvent::LayerDone {
             digest: layer.digest.to_string(),

@@ -3,12 +3,11 @@
 //! given a generated config.
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use chrono::Utc;
 use devbox_layer::compression::{self, Compression, LayerDigests};
 use devbox_layer::digest::Digest;
 use devbox_model::api::{LayerInfo, ProgressEvent};
@@ -17,25 +16,27 @@ use super::CountingReader;
 use crate::documents::{self, BlobRef};
 use crate::images::StagedManifest;
 use crate::media;
+use crate::origin::Origin;
 use crate::progress::{Progress, ProgressSender, Throttle, run_blocking};
 use crate::{ImageError, ImageStore};
 
 pub(crate) async fn import(
     store: &ImageStore,
     upload: &Path,
+    origin: &Origin,
     compression: Compression,
     scratch: &Path,
     progress: Progress<'_>,
 ) -> Result<StagedManifest, ImageError> {
     let out = scratch.join("rootfs-layer");
-    let (upload_owned, out_owned) = (upload.to_owned(), out.clone());
+    let (upload_owned, out_owned, origin) = (upload.to_owned(), out.clone(), origin.clone());
     let layer = run_blocking(progress, move |tx| {
-        convert(&upload_owned, compression, &out_owned, tx)
+        convert(&upload_owned, &origin, compression, &out_owned, tx)
     })
     .await?;
     let cached = store.blobs().adopt_file(&out, &layer.digest).await?;
 
-    let config = documents::rootfs_config(&layer.diff_id, Utc::now());
+    let config = documents::rootfs_config(&layer.diff_id);
     let config_ref = BlobRef {
         media_type: media::OCI_CONFIG,
         digest: Digest::of(&config),
@@ -77,6 +78,7 @@ pub(crate) async fn import(
 /// thread while the compressor reads it on this one.
 fn convert(
     upload: &Path,
+    origin: &Origin,
     compression: Compression,
     out: &Path,
     tx: &ProgressSender,
@@ -98,7 +100,7 @@ fn convert(
         }
     });
     let input = compression::decompress(counted, compression)
-        .map_err(|e| ImageError::archive(upload, format!("cannot decompress: {e}")))?;
+        .map_err(|e| ImageError::archive(origin, format!("cannot decompress: {e}")))?;
     let (mut reader, writer) = io::pipe().map_err(|e| ImageError::io(out, e))?;
     let broken = Arc::new(AtomicBool::new(false));
     let pipe_in = PipeInput {
@@ -125,10 +127,7 @@ fn convert(
         match normalized {
             // A closed pipe means the compressor failed first; its error is the cause.
             Err(_) if broken.load(Ordering::Relaxed) => written,
-            Err(source) => Err(ImageError::RefusedRootfs {
-                path: PathBuf::from(upload),
-                source,
-            }),
+            Err(source) => Err(ImageError::refused_rootfs(origin, source)),
             Ok(stats) => {
                 tracing::debug!(?stats, "normalized a rootfs tarball");
                 written

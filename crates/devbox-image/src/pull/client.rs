@@ -20,6 +20,8 @@ use crate::ImageError;
 
 /// Longest part of an error body quoted in messages.
 const BODY_SNIPPET: usize = 512;
+/// How long the plain-HTTP probe after a failed TLS handshake may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A client for one remote repository.
 #[derive(Debug)]
@@ -80,10 +82,10 @@ impl RegistryClient {
             if let Some(a) = &auth {
                 req = req.header(AUTHORIZATION, a);
             }
-            let resp = req.send().await.map_err(|e| ImageError::Http {
-                url: url.to_string(),
-                source: e,
-            })?;
+            let resp = match req.send().await {
+                Ok(resp) => resp,
+                Err(e) => return Err(send_error(url, e).await),
+            };
             match resp.status() {
                 s if s.is_success() => return Ok(resp),
                 StatusCode::UNAUTHORIZED if !authenticated => {
@@ -218,10 +220,10 @@ impl RegistryClient {
         if let Some((user, password)) = &self.credentials {
             req = req.header(AUTHORIZATION, basic(user, password));
         }
-        let resp = req.send().await.map_err(|e| ImageError::Http {
-            url: url.to_string(),
-            source: e,
-        })?;
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => return Err(send_error(&url, e).await),
+        };
         match resp.status() {
             s if s.is_success() => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -265,6 +267,79 @@ impl RegistryClient {
             detail,
         }
     }
+}
+
+/// `host:port` of a URL, the port filled in from the scheme.
+fn host_port(url: &Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    }
+}
+
+/// Says why a request could not be sent: the registry is not listening
+/// (connection refused), cannot be found or reached, or answers in plain
+/// HTTP where TLS was expected; anything else stays [`ImageError::Http`].
+async fn send_error(url: &Url, e: reqwest::Error) -> ImageError {
+    let registry = host_port(url);
+    if !e.is_connect() {
+        return ImageError::Http {
+            url: url.to_string(),
+            source: e,
+        };
+    }
+    let refused = sources(&e).any(|s| {
+        s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+    });
+    if refused {
+        return ImageError::Unreachable {
+            registry,
+            reason: "connection refused; is the registry running there?".into(),
+        };
+    }
+    if url.scheme() == "https" && answers_plain_http(url).await {
+        return ImageError::PlainHttp { registry };
+    }
+    let reason = sources(&e)
+        .last()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| e.to_string());
+    ImageError::Unreachable { registry, reason }
+}
+
+/// The error's causes, outermost first.
+fn sources<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(e.source(), |s| s.source())
+}
+
+/// Whether the server at the URL's address answers a plain HTTP request
+/// with an HTTP response: the sign of a registry without TLS when the
+/// handshake failed. Bounded in time, so a silent peer costs a few seconds.
+async fn answers_plain_http(url: &Url) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let Some(port) = url.port_or_known_default() else {
+        return false;
+    };
+    let probe = async {
+        let mut conn = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+        let request = format!("GET /v2/ HTTP/1.0\r\nHost: {host}\r\n\r\n");
+        conn.write_all(request.as_bytes()).await.ok()?;
+        let mut head = [0u8; 5];
+        conn.read_exact(&mut head).await.ok()?;
+        Some(&head == b"HTTP/")
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, probe)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 fn basic(user: &str, password: &str) -> String {

@@ -14,6 +14,7 @@ pub mod naming;
 
 use bytes::Bytes;
 use devbox_layer::digest::Digest;
+use devbox_model::ImageRef;
 use devbox_model::api::{Image, ProgressEvent, PullRequest};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::header::CONTENT_TYPE;
@@ -32,11 +33,23 @@ const CONCURRENT_LAYERS: usize = 3;
 /// How many index levels are followed before giving up.
 const MAX_INDEX_DEPTH: usize = 2;
 
-pub(crate) async fn pull(
+/// A pull whose first step is done: the registry answered and the
+/// manifest is fetched and checked. What remains is fetching the blobs.
+#[derive(Debug)]
+pub struct PendingPull {
+    store: ImageStore,
+    reference: ImageRef,
+    client: RegistryClient,
+    digest: Digest,
+    media_type: String,
+    content: Bytes,
+    parts: ManifestParts,
+}
+
+pub(crate) async fn begin(
     store: &ImageStore,
     req: &PullRequest,
-    progress: Progress<'_>,
-) -> Result<Image, ImageError> {
+) -> Result<PendingPull, ImageError> {
     let reference = &req.reference;
     let remote = naming::remote_for(reference, req.insecure);
     let credentials = match (&req.username, &req.password) {
@@ -44,65 +57,95 @@ pub(crate) async fn pull(
         (Some(u), None) => Some((u.clone(), String::new())),
         _ => None,
     };
-    let client = RegistryClient::new(remote, credentials, req.insecure)?;
-    let wanted = match (reference.digest(), reference.tag()) {
-        (Some(d), _) => d.to_owned(),
+    let pinned = reference
+        .digest()
+        .map(|d| crate::images::parse_digest(reference, d))
+        .transpose()?;
+    let wanted = match (&pinned, reference.tag()) {
+        (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.to_owned(),
         (None, None) => unreachable!("a reference without digest has a tag"),
     };
-    let pinned = reference
-        .digest()
-        .map(str::parse::<Digest>)
-        .transpose()
-        .map_err(|_| ImageError::InvalidReference {
-            reference: reference.to_string(),
-            reason: "only sha256 digests are supported",
-        })?;
-
+    let client = RegistryClient::new(remote, credentials, req.insecure)?;
     let (digest, media_type, content, parts) =
         fetch_manifest(&client, &wanted, pinned.as_ref()).await?;
-    progress(parts.resolved_event(digest.as_str()));
-
-    let diff_ids = fetch_config(store, &client, &parts).await?;
-    check_layer_count(
-        &format!("manifest {digest}"),
-        parts.layers.len(),
-        diff_ids.len(),
-    )?;
-
-    // The futures are built up front (they do nothing until polled): a
-    // closure inside the stream would make this future's Send-ness depend on
-    // higher-ranked lifetimes the compiler cannot prove, and the server must
-    // run pulls on spawned tasks.
-    let fetches: Vec<_> = parts
-        .layers
-        .iter()
-        .zip(&diff_ids)
-        .map(|(layer, diff_id)| fetch_layer(store, &client, layer, diff_id, progress))
-        .collect();
-    futures::stream::iter(fetches)
-        .buffer_unordered(CONCURRENT_LAYERS)
-        .try_collect::<Vec<()>>()
-        .await?;
-
-    let staged = StagedManifest {
+    Ok(PendingPull {
+        store: store.clone(),
+        reference: reference.clone(),
+        client,
         digest,
         media_type,
-        content: content.to_vec(),
-        config: parts.config.clone(),
-        layers: parts
+        content,
+        parts,
+    })
+}
+
+impl PendingPull {
+    /// The manifest digest the pull resolved to.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// Fetches the config and the layers, then records the manifest and the
+    /// tag. See [`ImageStore::begin_pull`] for the events reported.
+    pub async fn finish(
+        self,
+        progress: &(dyn Fn(ProgressEvent) + Send + Sync),
+    ) -> Result<Image, ImageError> {
+        let Self {
+            store,
+            reference,
+            client,
+            digest,
+            media_type,
+            content,
+            parts,
+        } = self;
+        progress(parts.resolved_event(digest.as_str()));
+        let store = &store;
+        let client = &client;
+
+        let diff_ids = fetch_config(store, client, &parts).await?;
+        check_layer_count(
+            &format!("manifest {digest}"),
+            parts.layers.len(),
+            diff_ids.len(),
+        )?;
+
+        // The futures are built up front (they do nothing until polled): a
+        // closure inside the stream would make this future's Send-ness depend
+        // on higher-ranked lifetimes the compiler cannot prove, and the server
+        // must run pulls on spawned tasks.
+        let fetches: Vec<_> = parts
             .layers
             .iter()
-            .map(|l| (l.digest.clone(), l.size))
-            .collect(),
-    };
-    let image =
-        crate::images::record(store, staged, &reference.repository(), reference.tag()).await?;
-    tracing::info!(reference = %reference, digest = %image.digest, "pulled image");
-    progress(ProgressEvent::Done {
-        image: image.clone(),
-    });
-    Ok(image)
+            .zip(&diff_ids)
+            .map(|(layer, diff_id)| fetch_layer(store, client, layer, diff_id, progress))
+            .collect();
+        futures::stream::iter(fetches)
+            .buffer_unordered(CONCURRENT_LAYERS)
+            .try_collect::<Vec<()>>()
+            .await?;
+
+        let staged = StagedManifest {
+            digest,
+            media_type,
+            content: content.to_vec(),
+            config: parts.config.clone(),
+            layers: parts
+                .layers
+                .iter()
+                .map(|l| (l.digest.clone(), l.size))
+                .collect(),
+        };
+        let image =
+            crate::images::record(store, staged, &reference.repository(), reference.tag()).await?;
+        tracing::info!(reference = %reference, digest = %image.digest, "pulled image");
+        progress(ProgressEvent::Done {
+            image: image.clone(),
+        });
+        Ok(image)
+    }
 }
 
 /// Fetches the manifest for `wanted` (a tag or digest), following an index
@@ -211,7 +254,9 @@ async fn fetch_layer(
         let what = format!("layer {}", layer.digest);
         let url = client.remote().url("blobs", layer.digest.as_str());
         let body = client.get_stream(&url, &what).await?;
-        crate::verify::store_layer(store.blobs(), layer, diff_id, body, progress).await?;
+        let remote = client.remote();
+        let source = format!("{}/{}", remote.registry, remote.repository);
+        crate::verify::store_layer(store.blobs(), layer, diff_id, body, &source, progress).await?;
     }
     progress(ProgressEvent::LayerDone {
         digest: layer.digest.to_string(),

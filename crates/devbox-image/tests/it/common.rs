@@ -196,14 +196,14 @@ pub async fn export_layout(store: &ImageStore, reference: &str, dir: &Path, tag:
         .unwrap();
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
-    let config: Digest = manifest.config_digest.parse().unwrap();
+    let config: Digest = manifest.config_digest.clone();
     let mut digests = vec![config];
     digests.extend(resolved.layers.iter().map(|l| l.digest.clone()));
     for d in digests {
         let bytes = store.blobs().read_blob(&d, 1 << 30).await.unwrap();
         std::fs::write(blobs.join(d.hex()), &bytes).unwrap();
     }
-    let md: Digest = manifest.digest.parse().unwrap();
+    let md: Digest = manifest.digest.clone();
     std::fs::write(blobs.join(md.hex()), &manifest.content).unwrap();
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     let index = serde_json::json!({

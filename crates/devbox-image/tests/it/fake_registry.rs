@@ -94,7 +94,7 @@ impl FakeRegistry {
         reference: &str,
         repo: &str,
         tag: &str,
-    ) -> (String, Vec<u8>, Vec<u8>) {
+    ) -> (Digest, Vec<u8>, Vec<u8>) {
         let resolved = store.resolve(&r(reference)).await.unwrap();
         let m = store
             .metadata()
@@ -104,7 +104,7 @@ impl FakeRegistry {
             .unwrap();
         let config = store
             .blobs()
-            .read_blob(&m.config_digest.parse().unwrap(), 1 << 24)
+            .read_blob(&m.config_digest, 1 << 24)
             .await
             .unwrap();
         self.add_blob(&config);
@@ -113,7 +113,7 @@ impl FakeRegistry {
             self.add_blob(&bytes);
         }
         self.add_manifest(repo, tag, &m.media_type, &m.content);
-        self.add_manifest(repo, &m.digest, &m.media_type, &m.content);
+        self.add_manifest(repo, m.digest.as_str(), &m.media_type, &m.content);
         (m.digest, config.to_vec(), m.content)
     }
 }

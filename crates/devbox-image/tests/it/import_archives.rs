@@ -198,12 +198,7 @@ async fn a_layout_with_a_corrupt_blob_is_refused() {
     );
 
     // A layout whose index names a manifest that is not there.
-    std::fs::remove_file(
-        layout
-            .join("blobs/sha256")
-            .join(base.digest.trim_start_matches("sha256:")),
-    )
-    .unwrap();
+    std::fs::remove_file(layout.join("blobs/sha256").join(base.digest.hex())).unwrap();
     tar_dir(&layout, &layout_tar);
     let e = other
         .store

@@ -57,7 +57,7 @@ async fn rootfs_tarball_becomes_a_one_layer_image() {
         "{events:?}"
     );
     assert!(events.iter().any(|e| matches!(e,
-        ProgressEvent::Resolved { digest, layers } if *digest == image.digest && layers.len() == 1)));
+        ProgressEvent::Resolved { digest, layers } if *digest == image.digest.as_str() && layers.len() == 1)));
     assert!(
         events.iter().any(|e| matches!(e,
         ProgressEvent::LayerDone { digest, cached: false } if *digest == layer.digest.to_string()))

@@ -6,6 +6,8 @@
 mod common;
 mod fake_registry;
 mod import_archives;
+mod import_checks;
 mod import_rootfs;
+mod pull_errors;
 mod pull_fake;
 mod pull_registry;

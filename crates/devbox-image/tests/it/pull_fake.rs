@@ -230,7 +230,19 @@ async fn an_index_resolves_to_this_platform_and_digests_pin() {
         .unwrap();
     assert_eq!(image.digest, digest);
     assert_eq!(image.tag, "");
-    assert!(dst.store.list().await.unwrap().is_empty());
+    // The repository holds it without a tag: listed under its digest.
+    let repository = format!("{}/busybox", fake.addr);
+    let listed = dst.store.list().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (
+            listed[0].repository.as_str(),
+            listed[0].tag.as_str(),
+            listed[0].reference.clone()
+        ),
+        (repository.as_str(), "", format!("{repository}@{digest}"))
+    );
+    assert_eq!(image.reference, listed[0].reference);
     assert_eq!(
         dst.store
             .resolve_digest(&digest)
@@ -267,5 +279,14 @@ async fn an_index_resolves_to_this_platform_and_digests_pin() {
         )
         .await
         .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound, "{e}");
+
+    // The image held by digest is removed by that reference.
+    dst.store
+        .remove(&r(&format!("{repository}@{digest}")))
+        .await
+        .unwrap();
+    assert!(dst.store.list().await.unwrap().is_empty());
+    let e = dst.store.resolve_digest(&digest).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::NotFound, "{e}");
 }

@@ -1,0 +1,121 @@
+//! The schema, as the list of migrations that build it. A migration is
+//! never edited once released: databases made by older versions are moved
+//! forward by the ones after it.
+
+use rusqlite::Connection;
+
+use super::Ctx as _;
+use crate::StoreError;
+
+/// Schema versions in order; `PRAGMA user_version` records how many ran.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE devboxes (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    image        TEXT NOT NULL,
+    image_digest TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    error        TEXT,
+    cpus         REAL NOT NULL,
+    memory       INTEGER NOT NULL,
+    pids         INTEGER NOT NULL,
+    env          TEXT NOT NULL,
+    command      TEXT,
+    ip           TEXT NOT NULL UNIQUE,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+CREATE TABLE manifests (
+    digest        TEXT PRIMARY KEY,
+    media_type    TEXT NOT NULL,
+    content       BLOB NOT NULL,
+    config_digest TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    layers        INTEGER NOT NULL,
+    created_at    TEXT NOT NULL
+);
+CREATE TABLE tags (
+    repository TEXT NOT NULL,
+    tag        TEXT NOT NULL,
+    digest     TEXT NOT NULL REFERENCES manifests(digest),
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (repository, tag)
+);
+CREATE INDEX tags_by_digest ON tags(digest);
+CREATE TABLE tokens (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    hash       TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+"#,
+    // Devboxes get the store's own record: what a run reported, the
+    // settings it started with, an address that belongs to the runtime (so
+    // neither unique nor known before the first start), and a foreign key
+    // that keeps their manifest stored. Repositories remember the manifests
+    // they hold without a tag. SQLite cannot add a foreign key to a table,
+    // so the devboxes table is rebuilt.
+    r#"
+CREATE TABLE devboxes_new (
+    id             TEXT PRIMARY KEY,
+    name           TEXT NOT NULL UNIQUE,
+    image          TEXT NOT NULL,
+    image_digest   TEXT NOT NULL REFERENCES manifests(digest),
+    state          TEXT NOT NULL,
+    error          TEXT,
+    reason         TEXT,
+    cpus           REAL NOT NULL,
+    memory         INTEGER NOT NULL,
+    pids           INTEGER NOT NULL,
+    env            TEXT NOT NULL,
+    command        TEXT,
+    applied        TEXT,
+    ip             TEXT,
+    oom_kills      INTEGER NOT NULL DEFAULT 0,
+    command_status TEXT,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT NOT NULL
+);
+INSERT INTO devboxes_new (id, name, image, image_digest, state, error, cpus, memory, pids, env, command, ip, created_at, updated_at)
+    SELECT id, name, image, image_digest, state, error, cpus, memory, pids, env, command, NULLIF(ip, ''), created_at, updated_at
+    FROM devboxes;
+DROP TABLE devboxes;
+ALTER TABLE devboxes_new RENAME TO devboxes;
+CREATE INDEX devboxes_by_image ON devboxes(image_digest);
+CREATE TABLE repository_manifests (
+    repository TEXT NOT NULL,
+    digest     TEXT NOT NULL REFERENCES manifests(digest),
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (repository, digest)
+);
+CREATE INDEX repository_manifests_by_digest ON repository_manifests(digest);
+INSERT INTO repository_manifests (repository, digest, created_at)
+    SELECT repository, digest, MIN(updated_at) FROM tags GROUP BY repository, digest;
+"#,
+];
+
+/// Runs the migrations the database has not run yet, each in its own
+/// transaction.
+///
+/// Foreign keys are off meanwhile (SQLite cannot switch them inside a
+/// transaction): rebuilding a table drops and re-creates the target of
+/// other tables' references, and rows that an older version let point at
+/// nothing must be carried over, not lost. They are switched on after.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "foreign_keys", "OFF")
+        .ctx("switch foreign keys off for migrations")?;
+    let version: usize = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .ctx("read the schema version")?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction().ctx("begin a migration")?;
+        tx.execute_batch(sql).ctx("migrate the schema")?;
+        tx.pragma_update(None, "user_version", i + 1)
+            .ctx("record the schema version")?;
+        tx.commit().ctx("commit a migration")?;
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .ctx("switch foreign keys on")?;
+    Ok(())
+}
