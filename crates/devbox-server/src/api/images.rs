@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use axum::Json;
+use axum::{Extension, Json};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -15,6 +15,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::ApiJson;
+use crate::auth::Caller;
+use crate::ops;
 use super::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -23,60 +25,33 @@ fn image_ref(raw: &str) -> ApiResult<ImageRef> {
 }
 
 #[utoipa::path(get, path = "/api/v1/images", responses((status = 200, body = [Image])), security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Image>>> {
-    Ok(Json(state.images.list().await?))
-}
-
-/// The image `reference` names, found in `images`.
-fn find(images: Vec<Image>, reference: &ImageRef) -> ApiResult<Image> {
-    let wanted = reference.to_string();
-    images
-        .into_iter()
-        .find(|i| i.reference == wanted || reference.digest().is_some_and(|d| d == i.digest))
-        .ok_or_else(|| ApiError::not_found(format!("image {reference} not found")))
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<Vec<Image>>> {
+    Ok(Json(ops::images::list(&state, &caller).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/images/{reference}", params(("reference" = String, Path, description = "percent-encoded image reference")),
     responses((status = 200, body = Image), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn show(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(raw): Path<String>,
 ) -> ApiResult<Json<Image>> {
-    Ok(Json(find(state.images.list().await?, &image_ref(&raw)?)?))
+    Ok(Json(
+        ops::images::show(&state, &caller, &image_ref(&raw)?).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/images/{reference}", params(("reference" = String, Path, description = "percent-encoded image reference")),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(raw): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let reference = image_ref(&raw)?;
-    let images = state.images.list().await?;
-    let image = find(images.clone(), &reference)?;
-    // Refuse to drop the last name of a manifest a devbox still starts from.
-    let other_names = images
-        .iter()
-        .filter(|i| i.digest == image.digest && i.reference != image.reference)
-        .count();
-    if other_names == 0 {
-        let users: Vec<String> = state
-            .store
-            .list_devboxes()
-            .await?
-            .into_iter()
-            .filter(|d| d.image_digest.as_str() == image.digest)
-            .map(|d| d.name.to_string())
-            .collect();
-        if !users.is_empty() {
-            return Err(ApiError::conflict(format!(
-                "image {} is used by devbox {}; delete the devbox first",
-                image.reference,
-                users.join(", ")
-            )));
-        }
-    }
-    state.images.remove(&reference).await?;
+    ops::images::remove(&state, &caller, &image_ref(&raw)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

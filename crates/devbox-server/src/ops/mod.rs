@@ -10,6 +10,7 @@
 pub mod create;
 pub mod delete;
 pub mod exec;
+pub mod images;
 pub mod logs;
 pub mod read;
 pub mod restart;
