@@ -20,8 +20,8 @@ pub mod media;
 mod origin;
 mod platform;
 mod progress;
-mod source;
 mod pull;
+mod source;
 mod verify;
 
 use std::io::Read;

@@ -100,7 +100,10 @@ pub enum AuthError {
 
 /// The caller a bearer token (the `Authorization` header's value, if any)
 /// stands for.
-pub async fn authenticate(store: &Arc<dyn Store>, header: Option<&str>) -> Result<Caller, AuthError> {
+pub async fn authenticate(
+    store: &Arc<dyn Store>,
+    header: Option<&str>,
+) -> Result<Caller, AuthError> {
     let token = header
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::trim)

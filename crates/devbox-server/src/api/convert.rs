@@ -80,7 +80,10 @@ mod tests {
         d.command = Some(vec!["sleep".into(), "1".into()]);
         assert_eq!(pending(&d), ["env", "command"]);
         d.state = State::Stopped;
-        assert!(pending(&d).is_empty(), "a stopped devbox applies them at start");
+        assert!(
+            pending(&d).is_empty(),
+            "a stopped devbox applies them at start"
+        );
         assert_eq!(devbox(d).ip, "10.77.0.2");
     }
 }

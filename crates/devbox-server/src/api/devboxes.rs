@@ -16,7 +16,9 @@ use crate::state::AppState;
 /// The longest grace a stop may ask for.
 const MAX_STOP_TIMEOUT: u64 = 3600;
 
-fn grace(q: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Duration> {
+fn grace(
+    q: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Duration> {
     let Query(q) = q?;
     match q.timeout {
         None => Ok(ops::STOP_GRACE),

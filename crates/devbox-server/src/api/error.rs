@@ -116,9 +116,7 @@ fn runtime_code(e: &RuntimeError) -> ErrorCode {
         | RuntimeError::EmptyCommand { .. }
         | RuntimeError::InvalidWorkdir { .. }
         | RuntimeError::User { .. } => ErrorCode::InvalidArgument,
-        RuntimeError::NotRunning { .. } | RuntimeError::NoFreeAddress { .. } => {
-            ErrorCode::Conflict
-        }
+        RuntimeError::NotRunning { .. } | RuntimeError::NoFreeAddress { .. } => ErrorCode::Conflict,
         RuntimeError::Connect { .. } => ErrorCode::Upstream,
         e if disk_full(e) => ErrorCode::InsufficientStorage,
         _ => ErrorCode::Internal,

@@ -72,7 +72,11 @@ pub async fn exec(
         read_capped(proc.take_stdout()),
         read_capped(proc.take_stderr())
     );
-    let exit_code = proc.wait().await.map_err(|e| ApiError::from(ops::OpError::runtime(&name, devbox_model::State::Running)(e)))?;
+    let exit_code = proc.wait().await.map_err(|e| {
+        ApiError::from(ops::OpError::runtime(&name, devbox_model::State::Running)(
+            e,
+        ))
+    })?;
     Ok(Json(ExecResponse {
         exit_code,
         stdout: stdout?,

@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use axum::{Extension, Json};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use devbox_model::ImageRef;
 use devbox_model::api::{ErrorBody, ErrorDetail, Image, ImportQuery, ProgressEvent, PullRequest};
 use futures::StreamExt;
@@ -15,9 +15,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::ApiJson;
+use super::error::{ApiError, ApiResult};
 use crate::auth::Caller;
 use crate::ops;
-use super::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 fn image_ref(raw: &str) -> ApiResult<ImageRef> {

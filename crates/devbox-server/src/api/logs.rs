@@ -1,10 +1,10 @@
 //! The devbox's console log: what its init and startup command wrote.
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use devbox_model::api::{ErrorBody, LogsQuery};
 use devbox_runtime::LogOptions;
 use futures::StreamExt;

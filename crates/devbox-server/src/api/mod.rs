@@ -63,17 +63,14 @@ pub fn router(state: AppState) -> Router {
 
 /// A route that exists, asked with a method it does not take: JSON like
 /// every other error, naming what the route does take.
-async fn method_not_allowed(req: Request) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let e = ApiError::new(
+async fn method_not_allowed(
+    method: axum::http::Method,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> ApiError {
+    ApiError::new(
         devbox_model::api::ErrorCode::MethodNotAllowed,
-        format!(
-            "{} is not allowed on {}",
-            req.method(),
-            req.uri().path()
-        ),
-    );
-    e.into_response()
+        format!("{method} is not allowed on {}", uri.path()),
+    )
 }
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]

@@ -11,7 +11,11 @@ use super::{OpError, OpResult};
 use crate::auth::Caller;
 use crate::state::AppState;
 
-pub async fn create(state: &AppState, caller: &Caller, req: CreateDevbox) -> OpResult<DevboxRecord> {
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    req: CreateDevbox,
+) -> OpResult<DevboxRecord> {
     tracing::info!(%caller, devbox = %req.name, image = %req.image, "create");
     let defaults = Resources::default();
     let resources = Resources {
@@ -23,7 +27,9 @@ pub async fn create(state: &AppState, caller: &Caller, req: CreateDevbox) -> OpR
     if let Some(cmd) = &req.command
         && cmd.first().is_none_or(|c| c.is_empty())
     {
-        return Err(OpError::Empty { what: "the command" });
+        return Err(OpError::Empty {
+            what: "the command",
+        });
     }
     let image = state.images.resolve(&req.image).await.map_err(|e| {
         if e.code() == devbox_model::api::ErrorCode::NotFound {
@@ -57,19 +63,28 @@ pub async fn create(state: &AppState, caller: &Caller, req: CreateDevbox) -> OpR
             created_at: now,
             updated_at: now,
         };
-        state.store.insert_devbox(&record).await.map_err(|e| match e {
-            StoreError::AlreadyExists { .. } => OpError::AlreadyExists {
-                name: req.name.clone(),
-            },
-            // The image was removed between its resolution and now.
-            StoreError::NotFound { .. } => OpError::ImageNotFound {
-                reference: req.image.to_string(),
-            },
-            e => e.into(),
-        })?;
+        state
+            .store
+            .insert_devbox(&record)
+            .await
+            .map_err(|e| match e {
+                StoreError::AlreadyExists { .. } => OpError::AlreadyExists {
+                    name: req.name.clone(),
+                },
+                // The image was removed between its resolution and now.
+                StoreError::NotFound { .. } => OpError::ImageNotFound {
+                    reference: req.image.to_string(),
+                },
+                e => e.into(),
+            })?;
         Ok(state
             .store
-            .transition(&record.id, State::Creating, State::Stopped, &Transition::plain())
+            .transition(
+                &record.id,
+                State::Creating,
+                State::Stopped,
+                &Transition::plain(),
+            )
             .await?)
     })
     .await

@@ -17,14 +17,22 @@ pub async fn delete(state: &AppState, caller: &Caller, name: &DevboxName) -> OpR
     detached(&name.clone(), async move {
         let _guard = state.locks.try_lock(&name)?;
         let devbox = find(&state, &name).await?;
-        if let Plan::Noop = plan(devbox.state, Operation::Delete)
-            .map_err(|source| OpError::Transition { name: name.clone(), source })?
+        if let Plan::Noop =
+            plan(devbox.state, Operation::Delete).map_err(|source| OpError::Transition {
+                name: name.clone(),
+                source,
+            })?
         {
             return Ok(());
         }
         let deleting = state
             .store
-            .transition(&devbox.id, devbox.state, State::Deleting, &Transition::plain())
+            .transition(
+                &devbox.id,
+                devbox.state,
+                State::Deleting,
+                &Transition::plain(),
+            )
             .await?;
         finish(&state, &deleting).await
     })
@@ -32,7 +40,10 @@ pub async fn delete(state: &AppState, caller: &Caller, name: &DevboxName) -> OpR
 }
 
 /// The rest of a delete once `Deleting` is recorded (also the reconciler's).
-pub(crate) async fn finish(state: &AppState, deleting: &devbox_store::DevboxRecord) -> OpResult<()> {
+pub(crate) async fn finish(
+    state: &AppState,
+    deleting: &devbox_store::DevboxRecord,
+) -> OpResult<()> {
     if let Err(source) = state.runtime.remove(&deleting.id).await {
         let err = OpError::Failed {
             op: "delete",

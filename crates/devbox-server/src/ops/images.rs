@@ -52,7 +52,11 @@ pub async fn begin_import(
 }
 
 /// The checkable first step of a pull.
-pub async fn begin_pull(state: &AppState, caller: &Caller, req: &PullRequest) -> OpResult<PendingPull> {
+pub async fn begin_pull(
+    state: &AppState,
+    caller: &Caller,
+    req: &PullRequest,
+) -> OpResult<PendingPull> {
     tracing::info!(%caller, image = %req.reference, "pull");
     Ok(state.images.begin_pull(req).await?)
 }

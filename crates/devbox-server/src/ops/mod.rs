@@ -24,4 +24,4 @@ mod spec;
 mod task;
 
 pub use error::{OpError, OpResult, StepError};
-pub(crate) use run::{settle_stop, STOP_GRACE};
+pub(crate) use run::{STOP_GRACE, settle_stop};

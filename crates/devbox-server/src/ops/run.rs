@@ -9,8 +9,8 @@ use std::time::Duration;
 use devbox_model::State;
 use devbox_store::{DevboxRecord, Transition};
 
-use super::spec::start_spec;
 use super::error::StepError;
+use super::spec::start_spec;
 use super::{OpError, OpResult};
 use crate::state::AppState;
 
@@ -24,7 +24,12 @@ pub const STOP_GRACE: Duration = Duration::from_secs(10);
 pub(crate) async fn start(state: &AppState, devbox: &DevboxRecord) -> OpResult<DevboxRecord> {
     let starting = state
         .store
-        .transition(&devbox.id, devbox.state, State::Starting, &Transition::plain())
+        .transition(
+            &devbox.id,
+            devbox.state,
+            State::Starting,
+            &Transition::plain(),
+        )
         .await?;
     let result = async {
         let image = state.images.resolve_digest(&starting.image_digest).await?;
@@ -44,7 +49,12 @@ pub(crate) async fn start(state: &AppState, devbox: &DevboxRecord) -> OpResult<D
     match result {
         Ok(()) => Ok(state
             .store
-            .transition(&starting.id, State::Starting, State::Running, &Transition::plain())
+            .transition(
+                &starting.id,
+                State::Starting,
+                State::Running,
+                &Transition::plain(),
+            )
             .await?),
         Err(source) => {
             let err = OpError::Failed {
@@ -78,7 +88,12 @@ pub(crate) async fn stop(
 ) -> OpResult<DevboxRecord> {
     let stopping = state
         .store
-        .transition(&devbox.id, devbox.state, State::Stopping, &Transition::plain())
+        .transition(
+            &devbox.id,
+            devbox.state,
+            State::Stopping,
+            &Transition::plain(),
+        )
         .await?;
     settle_stop(state, &stopping, grace, Transition::plain()).await
 }

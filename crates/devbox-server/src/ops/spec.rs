@@ -37,7 +37,10 @@ fn image_user(image: &ResolvedImage) -> Option<String> {
 }
 
 /// The start spec of `devbox` on `image`, and the settings it applies.
-pub(crate) fn start_spec(devbox: &DevboxRecord, image: &ResolvedImage) -> (StartSpec, AppliedSettings) {
+pub(crate) fn start_spec(
+    devbox: &DevboxRecord,
+    image: &ResolvedImage,
+) -> (StartSpec, AppliedSettings) {
     let spec = StartSpec {
         id: devbox.id.clone(),
         hostname: devbox.name.clone(),
@@ -66,7 +69,9 @@ pub(crate) fn exec_spec(
     tty: Option<(u16, u16)>,
 ) -> OpResult<ExecSpec> {
     if cmd.first().is_none_or(|c| c.is_empty()) {
-        return Err(OpError::Empty { what: "the command" });
+        return Err(OpError::Empty {
+            what: "the command",
+        });
     }
     let devbox_env = devbox.applied.as_ref().map_or(&devbox.env, |a| &a.env);
     let merged = overlay_env(merge_env(&image.config.env, devbox_env), env);

@@ -24,7 +24,9 @@ pub async fn update(
     if let Some(cmd) = &req.command
         && cmd.first().is_some_and(|c| c.is_empty())
     {
-        return Err(OpError::Empty { what: "the command" });
+        return Err(OpError::Empty {
+            what: "the command",
+        });
     }
     let (state, name) = (state.clone(), name.clone());
     detached(&name.clone(), async move {

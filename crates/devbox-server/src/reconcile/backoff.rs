@@ -18,7 +18,10 @@ pub(crate) struct Backoff {
 /// The delay after `failures` consecutive failures.
 fn delay(failures: u32) -> Duration {
     FIRST
-        .saturating_mul(1u32.checked_shl(failures.saturating_sub(1)).unwrap_or(u32::MAX))
+        .saturating_mul(
+            1u32.checked_shl(failures.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        )
         .min(LIMIT)
 }
 

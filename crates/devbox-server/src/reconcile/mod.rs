@@ -109,21 +109,36 @@ pub(crate) async fn reconcile_one(state: &AppState, id: &DevboxId) -> OpResult<(
         Recovery::Adopt => {
             state
                 .store
-                .transition(&devbox.id, devbox.state, State::Running, &Transition::plain())
+                .transition(
+                    &devbox.id,
+                    devbox.state,
+                    State::Running,
+                    &Transition::plain(),
+                )
                 .await?;
             record_progress(state, &devbox, &status).await
         }
         Recovery::FinishCreate => {
             state
                 .store
-                .transition(&devbox.id, State::Creating, State::Stopped, &Transition::plain())
+                .transition(
+                    &devbox.id,
+                    State::Creating,
+                    State::Stopped,
+                    &Transition::plain(),
+                )
                 .await?;
             Ok(())
         }
         Recovery::Ended => {
             let stopping = state
                 .store
-                .transition(&devbox.id, State::Running, State::Stopping, &Transition::plain())
+                .transition(
+                    &devbox.id,
+                    State::Running,
+                    State::Stopping,
+                    &Transition::plain(),
+                )
                 .await?;
             let note = Transition::because(why_it_ended(&status));
             ops::settle_stop(state, &stopping, ops::STOP_GRACE, note)
@@ -136,7 +151,12 @@ pub(crate) async fn reconcile_one(state: &AppState, id: &DevboxId) -> OpResult<(
             } else {
                 state
                     .store
-                    .transition(&devbox.id, devbox.state, State::Stopping, &Transition::plain())
+                    .transition(
+                        &devbox.id,
+                        devbox.state,
+                        State::Stopping,
+                        &Transition::plain(),
+                    )
                     .await?
             };
             ops::settle_stop(state, &stopping, ops::STOP_GRACE, Transition::plain())
@@ -189,7 +209,11 @@ fn why_it_ended(status: &ContainerStatus) -> String {
 }
 
 /// Puts a devbox whose reconciliation failed at boot in `Error`, saying why.
-async fn record_failure(state: &AppState, devbox: &DevboxRecord, e: &OpError) -> anyhow::Result<()> {
+async fn record_failure(
+    state: &AppState,
+    devbox: &DevboxRecord,
+    e: &OpError,
+) -> anyhow::Result<()> {
     let msg = format!("recovery of devbox {} failed: {e}", devbox.name);
     tracing::error!("{msg}");
     let current = state.store.get_devbox_by_id(&devbox.id).await?;
@@ -198,7 +222,12 @@ async fn record_failure(state: &AppState, devbox: &DevboxRecord, e: &OpError) ->
     {
         state
             .store
-            .transition(&current.id, current.state, State::Error, &Transition::failed(msg))
+            .transition(
+                &current.id,
+                current.state,
+                State::Error,
+                &Transition::failed(msg),
+            )
             .await?;
     }
     Ok(())
@@ -237,7 +266,10 @@ mod tests {
             why_it_ended(&status(exit(137, Some(9), false), 0)),
             "exited with 137: killed by SIGKILL"
         );
-        assert_eq!(why_it_ended(&status(exit(3, None, false), 0)), "exited with 3");
+        assert_eq!(
+            why_it_ended(&status(exit(3, None, false), 0)),
+            "exited with 3"
+        );
         assert_eq!(
             why_it_ended(&status(ContainerState::Exited(None), 2)),
             "its container ended; 2 processes were killed for lack of memory"

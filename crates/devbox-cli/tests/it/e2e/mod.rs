@@ -6,4 +6,5 @@ mod harness;
 mod lifecycle;
 mod pty;
 mod pull;
+mod reconcile;
 mod restart;

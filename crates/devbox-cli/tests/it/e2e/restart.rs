@@ -34,7 +34,12 @@ async fn set_state(s: &Server, name: &str, state: devbox_model::State) {
         .unwrap()
         .unwrap();
     store
-        .transition(&devbox.id, devbox.state, state, &devbox_store::Transition::plain())
+        .transition(
+            &devbox.id,
+            devbox.state,
+            state,
+            &devbox_store::Transition::plain(),
+        )
         .await
         .unwrap();
 }
