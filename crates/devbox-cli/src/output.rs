@@ -156,7 +156,7 @@ pub fn image_table(images: &[Image], now: DateTime<Utc>) -> String {
         .map(|i| {
             vec![
                 i.reference.clone(),
-                short_digest(&i.digest).to_owned(),
+                short_digest(i.digest.as_str()).to_owned(),
                 size(i.size),
                 i.layers.to_string(),
                 age(i.created_at, now),
@@ -170,7 +170,7 @@ pub fn image_table(images: &[Image], now: DateTime<Utc>) -> String {
 pub fn image_detail(i: &Image, now: DateTime<Utc>) -> String {
     fields_list(&[
         ("Reference", i.reference.clone()),
-        ("Digest", i.digest.clone()),
+        ("Digest", i.digest.to_string()),
         ("Size", size(i.size)),
         ("Layers", i.layers.to_string()),
         ("Created", format_time(i.created_at, now)),
@@ -353,7 +353,7 @@ mod tests {
             reference: "localhost:5000/busybox:1".into(),
             repository: "localhost:5000/busybox".into(),
             tag: "1".into(),
-            digest: format!("sha256:{}", "b".repeat(64)),
+            digest: format!("sha256:{}", "b".repeat(64)).parse().unwrap(),
             size: 2 * 1024 * 1024,
             layers: 1,
             created_at: t(0),

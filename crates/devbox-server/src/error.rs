@@ -8,6 +8,11 @@ use devbox_model::api::{ErrorBody, ErrorCode, ErrorDetail};
 use devbox_runtime::RuntimeError;
 use devbox_store::StoreError;
 
+/// Longest message sent to a client, in characters. Messages quote what
+/// users sent (names, paths inside archives), which can be any length; the
+/// middle of a longer one is cut, keeping what it is about and what is wrong.
+const MAX_MESSAGE: usize = 1000;
+
 /// An error on its way to the client.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -19,7 +24,7 @@ impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
-            message: message.into(),
+            message: cap(message.into()),
         }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -63,8 +68,21 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// `message` with its middle cut when it is longer than [`MAX_MESSAGE`].
+fn cap(message: String) -> String {
+    let count = message.chars().count();
+    if count <= MAX_MESSAGE {
+        return message;
+    }
+    let head = MAX_MESSAGE / 2;
+    let tail = MAX_MESSAGE - head - 1;
+    let start: String = message.chars().take(head).collect();
+    let end: String = message.chars().skip(count - tail).collect();
+    format!("{start}…{end}")
+}
+
 /// Whether an IO error means the disk is full.
-fn is_disk_full(e: &std::io::Error) -> bool {
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(28)
 }
 
@@ -73,6 +91,8 @@ impl From<StoreError> for ApiError {
         let code = match &e {
             StoreError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             StoreError::NotFound { .. } => ErrorCode::NotFound,
+            // Another operation got there first; the client may try again.
+            StoreError::Conflict { .. } | StoreError::InUse { .. } => ErrorCode::Conflict,
             _ => ErrorCode::Internal,
         };
         Self::new(code, e.to_string())
@@ -150,3 +170,28 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
 
 /// Result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_message_is_cut_in_the_middle() {
+        let long = format!("refused {}: is a symlink", "a/".repeat(10_000));
+        let e = ApiError::invalid(long);
+        assert_eq!(e.message.chars().count(), MAX_MESSAGE);
+        assert!(e.message.starts_with("refused a/a/"), "{}", e.message);
+        assert!(e.message.ends_with(": is a symlink"), "{}", e.message);
+        assert_eq!(ApiError::invalid("short").message, "short");
+    }
+
+    #[test]
+    fn a_lost_race_is_a_conflict() {
+        let e = ApiError::from(StoreError::Conflict {
+            id: devbox_model::DevboxId::from_random([1; 8]),
+            expected: devbox_model::State::Stopped,
+            actual: Some(devbox_model::State::Starting),
+        });
+        assert_eq!(e.code, ErrorCode::Conflict);
+    }
+}

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use devbox_image::ResolvedImage;
-use devbox_model::api::{CreateDevbox, Devbox};
+use devbox_model::api::CreateDevbox;
 use devbox_model::{DevboxId, DevboxName, EnvVar, Operation, Plan, Resources, State, plan};
 use devbox_runtime::{Runtime, StartSpec};
+use devbox_store::{AppliedSettings, DevboxRecord, Transition};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -32,7 +33,7 @@ async fn detached<T: Send + 'static>(
 }
 
 /// The devbox of that name, or 404.
-pub async fn get(state: &AppState, name: &DevboxName) -> ApiResult<Devbox> {
+pub async fn get(state: &AppState, name: &DevboxName) -> ApiResult<DevboxRecord> {
     state
         .store
         .get_devbox(name)
@@ -41,7 +42,7 @@ pub async fn get(state: &AppState, name: &DevboxName) -> ApiResult<Devbox> {
 }
 
 /// Records a new devbox and makes its image's layers ready on this node.
-pub async fn create(state: AppState, req: CreateDevbox) -> ApiResult<Devbox> {
+pub async fn create(state: AppState, req: CreateDevbox) -> ApiResult<DevboxRecord> {
     let defaults = Resources::default();
     let resources = Resources {
         cpus: req.cpus.unwrap_or(defaults.cpus),
@@ -77,24 +78,21 @@ pub async fn create(state: AppState, req: CreateDevbox) -> ApiResult<Devbox> {
             }
             let ip = allocate_ip(&state).await?;
             let now = Utc::now();
-            let devbox = Devbox {
+            let devbox = DevboxRecord {
                 id: new_id()?,
                 name: req.name.clone(),
                 image: req.image.to_string(),
-                image_digest: image
-                    .digest
-                    .parse()
-                    .map_err(|e: devbox_model::DigestError| ApiError::internal(e.to_string()))?,
-                reason: None,
-                oom_kills: 0,
-                command_status: None,
-                pending: Vec::new(),
+                image_digest: image.digest.clone(),
                 state: State::Creating,
                 error: None,
+                reason: None,
                 resources,
                 env: req.env.clone(),
                 command: req.command.clone(),
-                ip: ip.to_string(),
+                applied: None,
+                ip: Some(ip),
+                oom_kills: 0,
+                command_status: None,
                 created_at: now,
                 updated_at: now,
             };
@@ -106,11 +104,15 @@ pub async fn create(state: AppState, req: CreateDevbox) -> ApiResult<Devbox> {
             state.store.delete_devbox(&devbox.id).await?;
             return Err(e);
         }
-        state
+        Ok(state
             .store
-            .set_state(&devbox.id, State::Stopped, None)
-            .await?;
-        get(&state, &devbox.name).await
+            .transition(
+                &devbox.id,
+                State::Creating,
+                State::Stopped,
+                &Transition::plain(),
+            )
+            .await?)
     })
     .await
 }
@@ -128,7 +130,7 @@ async fn allocate_ip(state: &AppState) -> ApiResult<Ipv4Addr> {
         .list_devboxes()
         .await?
         .iter()
-        .filter_map(|d| d.ip.parse().ok())
+        .filter_map(|d| d.ip)
         .collect();
     state.subnet.allocate(&used).ok_or_else(|| {
         ApiError::conflict(format!(
@@ -170,15 +172,12 @@ pub fn overlay_env(mut base: Vec<EnvVar>, over: &[EnvVar]) -> Vec<EnvVar> {
     base
 }
 
-async fn start_spec(state: &AppState, devbox: &Devbox) -> ApiResult<StartSpec> {
-    let image = state.images.resolve_digest(devbox.image_digest.as_str()).await?;
+async fn start_spec(state: &AppState, devbox: &DevboxRecord) -> ApiResult<StartSpec> {
+    let image = state.images.resolve_digest(&devbox.image_digest).await?;
     ensure_layers(state, &image).await?;
-    let ip = devbox.ip.parse().map_err(|_| {
-        ApiError::internal(format!(
-            "devbox {} has a malformed address {:?}",
-            devbox.name, devbox.ip
-        ))
-    })?;
+    let ip = devbox
+        .ip
+        .ok_or_else(|| ApiError::internal(format!("devbox {} has no address", devbox.name)))?;
     Ok(StartSpec {
         id: devbox.id.clone(),
         hostname: devbox.name.clone(),
@@ -197,23 +196,37 @@ async fn start_spec(state: &AppState, devbox: &Devbox) -> ApiResult<StartSpec> {
     })
 }
 
-/// Starts the container; on failure cleans up and records the error.
-async fn do_start(state: &AppState, devbox: &Devbox) -> ApiResult<()> {
+/// Starts the container from state `from`; on failure cleans up and
+/// records the error.
+async fn do_start(state: &AppState, devbox: &DevboxRecord, from: State) -> ApiResult<()> {
     state
         .store
-        .set_state(&devbox.id, State::Starting, None)
+        .transition(&devbox.id, from, State::Starting, &Transition::plain())
         .await?;
     let result = async {
         let spec = start_spec(state, devbox).await?;
         state.runtime.start(&spec).await?;
-        Ok::<_, ApiError>(())
+        Ok::<_, ApiError>(spec.ip)
     }
     .await;
     match result {
-        Ok(()) => {
+        Ok(ip) => {
+            let applied = AppliedSettings {
+                env: devbox.env.clone(),
+                command: devbox.command.clone(),
+            };
             state
                 .store
-                .set_state(&devbox.id, State::Running, None)
+                .record_start(&devbox.id, &applied, Some(ip))
+                .await?;
+            state
+                .store
+                .transition(
+                    &devbox.id,
+                    State::Starting,
+                    State::Running,
+                    &Transition::plain(),
+                )
                 .await?;
             Ok(())
         }
@@ -224,7 +237,12 @@ async fn do_start(state: &AppState, devbox: &Devbox) -> ApiResult<()> {
             }
             state
                 .store
-                .set_state(&devbox.id, State::Error, Some(&msg))
+                .transition(
+                    &devbox.id,
+                    State::Starting,
+                    State::Error,
+                    &Transition::failed(&msg),
+                )
                 .await?;
             Err(ApiError::new(e.code, msg))
         }
@@ -232,16 +250,26 @@ async fn do_start(state: &AppState, devbox: &Devbox) -> ApiResult<()> {
 }
 
 /// Stops the container, keeping the devbox's changes.
-async fn do_stop(state: &AppState, devbox: &Devbox) -> ApiResult<()> {
+async fn do_stop(state: &AppState, devbox: &DevboxRecord) -> ApiResult<()> {
     state
         .store
-        .set_state(&devbox.id, State::Stopping, None)
+        .transition(
+            &devbox.id,
+            devbox.state,
+            State::Stopping,
+            &Transition::plain(),
+        )
         .await?;
     match state.runtime.stop(&devbox.id, STOP_GRACE).await {
         Ok(()) => {
             state
                 .store
-                .set_state(&devbox.id, State::Stopped, None)
+                .transition(
+                    &devbox.id,
+                    State::Stopping,
+                    State::Stopped,
+                    &Transition::plain(),
+                )
                 .await?;
             Ok(())
         }
@@ -249,7 +277,12 @@ async fn do_stop(state: &AppState, devbox: &Devbox) -> ApiResult<()> {
             let msg = format!("cannot stop devbox {}: {e}", devbox.name);
             state
                 .store
-                .set_state(&devbox.id, State::Error, Some(&msg))
+                .transition(
+                    &devbox.id,
+                    State::Stopping,
+                    State::Error,
+                    &Transition::failed(&msg),
+                )
                 .await?;
             Err(ApiError::internal(msg))
         }
@@ -261,7 +294,7 @@ pub async fn operate(
     state: AppState,
     name: DevboxName,
     op: Operation,
-) -> ApiResult<Option<Devbox>> {
+) -> ApiResult<Option<DevboxRecord>> {
     detached(async move {
         let _guard = state.locks.try_lock(&name)?;
         let devbox = get(&state, &name).await?;
@@ -271,23 +304,33 @@ pub async fn operate(
         };
         match (op, begin) {
             (Operation::Start, _) | (Operation::Restart, State::Starting) => {
-                do_start(&state, &devbox).await?
+                do_start(&state, &devbox, devbox.state).await?
             }
             (Operation::Stop, _) => do_stop(&state, &devbox).await?,
             (Operation::Restart, _) => {
                 do_stop(&state, &devbox).await?;
-                do_start(&state, &devbox).await?;
+                do_start(&state, &devbox, State::Stopped).await?;
             }
             (Operation::Delete, _) => {
                 state
                     .store
-                    .set_state(&devbox.id, State::Deleting, None)
+                    .transition(
+                        &devbox.id,
+                        devbox.state,
+                        State::Deleting,
+                        &Transition::plain(),
+                    )
                     .await?;
                 if let Err(e) = state.runtime.remove(&devbox.id).await {
                     let msg = format!("cannot delete devbox {}: {e}", devbox.name);
                     state
                         .store
-                        .set_state(&devbox.id, State::Error, Some(&msg))
+                        .transition(
+                            &devbox.id,
+                            State::Deleting,
+                            State::Error,
+                            &Transition::failed(&msg),
+                        )
                         .await?;
                     return Err(ApiError::internal(msg));
                 }

@@ -6,9 +6,9 @@
 use std::collections::HashSet;
 
 use devbox_model::State;
-use devbox_model::api::Devbox;
 use devbox_model::state::{Recovery, recover};
 use devbox_runtime::{ContainerState, Runtime};
+use devbox_store::{DevboxRecord, Transition};
 
 use crate::error::ApiError;
 use crate::lifecycle::{STOP_GRACE, ensure_layers};
@@ -22,9 +22,16 @@ pub async fn reconcile(state: &AppState) -> anyhow::Result<()> {
         if let Err(e) = reconcile_one(state, devbox).await {
             let msg = format!("recovery of devbox {} failed: {}", devbox.name, e.message);
             tracing::error!("{msg}");
+            // Every recovery changes the state last, so a failed one left
+            // the state it found.
             state
                 .store
-                .set_state(&devbox.id, State::Error, Some(&msg))
+                .transition(
+                    &devbox.id,
+                    devbox.state,
+                    State::Error,
+                    &Transition::failed(&msg),
+                )
                 .await?;
         }
     }
@@ -37,7 +44,7 @@ pub async fn reconcile(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn reconcile_one(state: &AppState, devbox: &Devbox) -> Result<(), ApiError> {
+async fn reconcile_one(state: &AppState, devbox: &DevboxRecord) -> Result<(), ApiError> {
     let running = matches!(
         state.runtime.state(&devbox.id).await?,
         ContainerState::Running { .. }
@@ -52,23 +59,38 @@ async fn reconcile_one(state: &AppState, devbox: &Devbox) -> Result<(), ApiError
             if devbox.state != State::Running {
                 state
                     .store
-                    .set_state(&devbox.id, State::Running, None)
+                    .transition(
+                        &devbox.id,
+                        devbox.state,
+                        State::Running,
+                        &Transition::plain(),
+                    )
                     .await?;
             }
         }
         Recovery::FinishCreate => {
-            let image = state.images.resolve_digest(devbox.image_digest.as_str()).await?;
+            let image = state.images.resolve_digest(&devbox.image_digest).await?;
             ensure_layers(state, &image).await?;
             state
                 .store
-                .set_state(&devbox.id, State::Stopped, None)
+                .transition(
+                    &devbox.id,
+                    devbox.state,
+                    State::Stopped,
+                    &Transition::plain(),
+                )
                 .await?;
         }
         Recovery::FinishStop => {
             state.runtime.stop(&devbox.id, STOP_GRACE).await?;
             state
                 .store
-                .set_state(&devbox.id, State::Stopped, None)
+                .transition(
+                    &devbox.id,
+                    devbox.state,
+                    State::Stopped,
+                    &Transition::plain(),
+                )
                 .await?;
         }
         Recovery::CleanUpError => {

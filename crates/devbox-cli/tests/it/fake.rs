@@ -159,7 +159,7 @@ pub fn image(reference: &str) -> Image {
         reference: reference.to_owned(),
         repository: repository.to_owned(),
         tag: tag.to_owned(),
-        digest: format!("sha256:{}", "c".repeat(64)),
+        digest: format!("sha256:{}", "c".repeat(64)).parse().unwrap(),
         size: 1536 * 1024,
         layers: 2,
         created_at: chrono::Utc::now() - chrono::Duration::hours(2),
@@ -339,7 +339,7 @@ fn layer_events(reference: &str) -> Vec<ProgressEvent> {
         },
     ];
     let mut events = vec![ProgressEvent::Resolved {
-        digest: format!("sha256:{}", "c".repeat(64)),
+        digest: format!("sha256:{}", "c".repeat(64)).parse().unwrap(),
         layers: layers.clone(),
     }];
     for l in &layers {

@@ -54,7 +54,10 @@ mod tests {
             Err(UnpackError::Refused {
                 entry,
                 reason: Refusal::SymlinkParent { parent },
-            }) => assert_eq!((entry.as_str(), parent.as_str()), ("escape/etc/passwd", "escape")),
+            }) => assert_eq!(
+                (entry.as_str(), parent.as_str()),
+                ("escape/etc/passwd", "escape")
+            ),
             other => panic!("expected a symlinked parent to be refused, got {other:?}"),
         }
         let outside = TarBuilder::new().hardlink("h", "../etc/shadow").build();

@@ -6,14 +6,15 @@ use axum::http::StatusCode;
 use devbox_model::Operation;
 use devbox_model::api::{CreateDevbox, Devbox, ErrorBody};
 
-use super::{ApiJson, devbox_name};
+use super::{ApiJson, devbox_name, view};
 use crate::error::{ApiError, ApiResult};
 use crate::lifecycle;
 use crate::state::AppState;
 
 #[utoipa::path(get, path = "/api/v1/devboxes", responses((status = 200, body = [Devbox])), security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Devbox>>> {
-    Ok(Json(state.store.list_devboxes().await?))
+    let records = state.store.list_devboxes().await?;
+    Ok(Json(records.into_iter().map(view::devbox).collect()))
 }
 
 #[utoipa::path(post, path = "/api/v1/devboxes", request_body = CreateDevbox,
@@ -24,7 +25,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateDevbox>,
 ) -> ApiResult<(StatusCode, Json<Devbox>)> {
     let devbox = lifecycle::create(state, req).await?;
-    Ok((StatusCode::CREATED, Json(devbox)))
+    Ok((StatusCode::CREATED, Json(view::devbox(devbox))))
 }
 
 #[utoipa::path(get, path = "/api/v1/devboxes/{name}", params(("name" = String, Path)),
@@ -33,14 +34,15 @@ pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Devbox>> {
-    Ok(Json(lifecycle::get(&state, &devbox_name(&name)?).await?))
+    let record = lifecycle::get(&state, &devbox_name(&name)?).await?;
+    Ok(Json(view::devbox(record)))
 }
 
 async fn operate(state: AppState, name: &str, op: Operation) -> ApiResult<Json<Devbox>> {
     let name = devbox_name(name)?;
     lifecycle::operate(state, name.clone(), op)
         .await?
-        .map(Json)
+        .map(|record| Json(view::devbox(record)))
         .ok_or_else(|| ApiError::not_found(format!("devbox {name} not found")))
 }
 

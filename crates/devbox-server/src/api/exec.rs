@@ -8,10 +8,11 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
 use devbox_model::api::{
-    Devbox, ErrorBody, ErrorCode, ExecClientMsg, ExecRequest, ExecResponse, ExecServerMsg, stream,
+    ErrorBody, ErrorCode, ExecClientMsg, ExecRequest, ExecResponse, ExecServerMsg, stream,
 };
 use devbox_model::{EnvVar, State as DevboxState};
 use devbox_runtime::{ExecSpec, Runtime, Signal};
+use devbox_store::DevboxRecord;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -31,7 +32,7 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
 /// How long the server waits for the client to answer its close.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-async fn running_devbox(state: &AppState, name: &str) -> ApiResult<Devbox> {
+async fn running_devbox(state: &AppState, name: &str) -> ApiResult<DevboxRecord> {
     let devbox = lifecycle::get(state, &devbox_name(name)?).await?;
     if devbox.state != DevboxState::Running {
         return Err(ApiError::conflict(format!(
@@ -44,7 +45,7 @@ async fn running_devbox(state: &AppState, name: &str) -> ApiResult<Devbox> {
 
 async fn exec_spec(
     state: &AppState,
-    devbox: &Devbox,
+    devbox: &DevboxRecord,
     cmd: Vec<String>,
     env: &[EnvVar],
     workdir: Option<String>,
@@ -53,7 +54,7 @@ async fn exec_spec(
     if cmd.is_empty() || cmd[0].is_empty() {
         return Err(ApiError::invalid("cmd must name a command"));
     }
-    let image = state.images.resolve_digest(devbox.image_digest.as_str()).await?;
+    let image = state.images.resolve_digest(&devbox.image_digest).await?;
     let merged = overlay_env(merge_env(&image.config.env, &devbox.env), env);
     let workdir = workdir
         .or(image.config.working_dir.clone())
@@ -178,7 +179,7 @@ type WsStream = futures::stream::SplitStream<WebSocket>;
 
 async fn session(
     state: AppState,
-    devbox: Devbox,
+    devbox: DevboxRecord,
     rx: &mut WsStream,
     tx: &mut WsSink,
 ) -> ApiResult<()> {

@@ -6,6 +6,7 @@ mod exec;
 mod images;
 mod logs;
 mod openapi;
+pub mod view;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::routing::{get, post};

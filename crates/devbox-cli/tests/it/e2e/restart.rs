@@ -26,14 +26,17 @@ fn a_running_devbox_survives_a_server_killed_with_sigkill() {
 /// Sets a devbox's persisted state while the server is down, as a crash in
 /// the middle of an operation would leave it.
 async fn set_state(s: &Server, name: &str, state: devbox_model::State) {
-    use devbox_store::Store;
+    use devbox_store::DevboxStore;
     let store = devbox_store::SqliteStore::open(&s.data.path().join("devbox.db")).unwrap();
     let devbox = store
         .get_devbox(&name.parse().unwrap())
         .await
         .unwrap()
         .unwrap();
-    store.set_state(&devbox.id, state, None).await.unwrap();
+    store
+        .transition(&devbox.id, devbox.state, state, &Default::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
