@@ -357,6 +357,10 @@ pub struct LogsQuery {
 pub struct ImportQuery {
     /// Reference to store the image under.
     pub name: String,
+    /// What the upload was made from on the client (a file or directory
+    /// name), so that errors name it instead of the server's spool file.
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 #[cfg(test)]

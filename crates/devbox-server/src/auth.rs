@@ -72,15 +72,6 @@ pub struct Caller {
     pub token_name: String,
 }
 
-impl Caller {
-    /// The server itself (the reconciler, recovery at boot).
-    pub fn system() -> Self {
-        Self {
-            token_name: "system".into(),
-        }
-    }
-}
-
 impl std::fmt::Display for Caller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "token:{}", self.token_name)

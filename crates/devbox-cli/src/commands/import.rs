@@ -84,7 +84,10 @@ pub async fn run(client: &Client, args: ImportArgs) -> anyhow::Result<i32> {
     };
     let reference = args.name.to_string();
     let mut url = client.api_url(&["images", "import"]);
-    url.query_pairs_mut().append_pair("name", &reference);
+    // The server names the upload by this in its errors, not by its spool file.
+    url.query_pairs_mut()
+        .append_pair("name", &reference)
+        .append_pair("source", &args.path.display().to_string());
     let request = client
         .request(Method::POST, url)
         .header(CONTENT_TYPE, "application/x-tar")
@@ -94,8 +97,10 @@ pub async fn run(client: &Client, args: ImportArgs) -> anyhow::Result<i32> {
         (Err(e), Some(archiver)) => {
             // A failed archive breaks the upload on purpose (so the server
             // never stores a truncated image); its own error is the cause.
+            // An archive that stopped because the upload did is not: the
+            // request's error (the server's answer) is.
             if let Ok(Err(cause)) = archiver.await
-                && cause.kind() != io::ErrorKind::BrokenPipe
+                && !upload_stopped(&cause)
             {
                 bar.abandon();
                 return Err(anyhow::Error::new(cause)
@@ -115,6 +120,21 @@ pub async fn run(client: &Client, args: ImportArgs) -> anyhow::Result<i32> {
         output::print(&output::image_detail(&image, Utc::now()))?;
     }
     Ok(0)
+}
+
+/// Whether an archiving error only means that the upload it fed stopped
+/// (whatever wraps it, the cause is a broken pipe).
+fn upload_stopped(e: &io::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 async fn open_file(path: &Path) -> anyhow::Result<Chunks> {
@@ -239,6 +259,25 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
         assert_eq!(names, ["big", "small"]);
+    }
+
+    #[tokio::test]
+    async fn an_archive_that_stopped_with_its_upload_blames_the_upload() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("big"), vec![7u8; CHUNK * (CHANNEL_DEPTH + 4)]).unwrap();
+        let (chunks, handle) = archive_dir(d.path().to_owned());
+        // The upload ends (the server answered, or the connection broke).
+        drop(chunks);
+        let e = handle.await.unwrap().unwrap_err();
+        assert!(upload_stopped(&e), "{e}");
+
+        let (mut chunks, handle) = archive_dir("/nonexistent/rootfs".into());
+        while chunks.next().await.is_some() {}
+        let e = handle.await.unwrap().unwrap_err();
+        assert!(
+            !upload_stopped(&e),
+            "a missing directory is the directory's fault: {e}"
+        );
     }
 
     #[tokio::test]

@@ -339,7 +339,7 @@ fn layer_events(reference: &str) -> Vec<ProgressEvent> {
         },
     ];
     let mut events = vec![ProgressEvent::Resolved {
-        digest: format!("sha256:{}", "c".repeat(64)),
+        digest: format!("sha256:{}", "c".repeat(64)).parse().unwrap(),
         layers: layers.clone(),
     }];
     for l in &layers {

@@ -52,9 +52,6 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::NotFound, message)
     }
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Conflict, message)
-    }
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Internal, message)
     }
@@ -85,6 +82,11 @@ impl IntoResponse for ApiError {
         }
         (status, axum::Json(self.body())).into_response()
     }
+}
+
+/// Whether an IO error means the disk is full.
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(28)
 }
 
 /// Whether an IO error somewhere in `e`'s chain means the disk is full.
