@@ -59,6 +59,8 @@ struct Inner {
     network: Network,
     addresses: Addresses,
     nofile: u64,
+    /// Devboxes whose end [`Runtime::exits`] reports.
+    watched: std::sync::Mutex<HashSet<DevboxId>>,
 }
 
 fn create_dir(path: &Path, mode: u32) -> Result<(), RuntimeError> {
@@ -183,8 +185,16 @@ impl LocalRuntime {
                 network,
                 addresses,
                 nofile: grantable_nofile(),
+                watched: Default::default(),
             }),
         })
+    }
+
+    fn watched(&self) -> std::sync::MutexGuard<'_, HashSet<DevboxId>> {
+        self.inner
+            .watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// The node's store of unpacked layers, shared by every devbox.
@@ -467,6 +477,7 @@ impl Runtime for LocalRuntime {
         let ip = self.inner.addresses.ensure(id, &p.address())?;
         match self.start_inner(spec, ip).await {
             Ok(()) => {
+                self.watched().insert(id.clone());
                 tracing::info!(devbox = %id, %ip, "devbox started");
                 Ok(Started {
                     ip: Some(ip),
@@ -687,23 +698,33 @@ impl Runtime for LocalRuntime {
 
     fn exits(&self) -> BoxStream<'static, DevboxId> {
         // The watch begins now, not when the stream is first polled, so an
-        // exit between the call and the first poll is not missed.
+        // exit between the call and the first poll is not missed. Devboxes
+        // this runtime starts are watched from their start on, so one that
+        // ends before the next poll is noticed too.
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let rt = self.clone();
         tokio::spawn(async move {
-            let mut seen: Option<HashSet<DevboxId>> = None;
+            let mut first = true;
             while !tx.is_closed() {
                 if let Ok(running) = rt.inner.runc.running().await {
                     let now: HashSet<DevboxId> =
                         running.into_iter().filter_map(|s| s.parse().ok()).collect();
-                    if let Some(before) = &seen {
-                        for id in before.difference(&now) {
-                            if tx.send(id.clone()).is_err() {
-                                return;
-                            }
+                    let ended: Vec<DevboxId> = {
+                        let mut watched = rt.watched();
+                        if first {
+                            // Adopt what ran before this runtime did.
+                            watched.extend(now.iter().cloned());
+                            first = false;
+                        }
+                        let ended = watched.difference(&now).cloned().collect();
+                        watched.retain(|id| now.contains(id));
+                        ended
+                    };
+                    for id in ended {
+                        if tx.send(id).is_err() {
+                            return;
                         }
                     }
-                    seen = Some(now);
                 }
                 tokio::time::sleep(EXIT_POLL).await;
             }

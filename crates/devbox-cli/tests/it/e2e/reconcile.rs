@@ -51,8 +51,9 @@ fn a_devbox_whose_init_is_killed_on_the_host_shows_as_stopped_with_the_reason() 
         }
         assert!(
             killed.elapsed() < Duration::from_secs(5),
-            "still {} five seconds after its init was killed",
-            shown["state"]
+            "still {} five seconds after its init was killed; server log:\n{}",
+            shown["state"],
+            s.log()
         );
         std::thread::sleep(Duration::from_millis(100));
     };
