@@ -128,6 +128,18 @@ impl Client {
         read_json(resp).await
     }
 
+    /// A PATCH with a JSON body, such as `update`.
+    pub async fn patch_json<T: DeserializeOwned>(
+        &self,
+        url: Url,
+        body: &impl Serialize,
+    ) -> anyhow::Result<Json<T>> {
+        let resp = self
+            .send(self.request(Method::PATCH, url).json(body))
+            .await?;
+        read_json(resp).await
+    }
+
     /// A POST without a body, such as `start`.
     pub async fn post_empty<T: DeserializeOwned>(&self, url: Url) -> anyhow::Result<Json<T>> {
         let resp = self.send(self.request(Method::POST, url)).await?;

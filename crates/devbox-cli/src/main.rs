@@ -5,17 +5,22 @@
 
 mod client;
 mod commands;
+mod connection;
 mod ndjson;
 mod output;
 mod progress;
 mod terminal;
+mod waiting;
 
+use std::ffi::OsStr;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
-use client::{Client, DEFAULT_URL, error};
-use commands::{devbox, exec, image, logs, server};
+use client::{Client, error};
+use commands::{devbox, exec, image, lifecycle, logs, server, update};
+use connection::{Connection, On, RootConnection};
 use devbox_model::Operation;
 
 const EXIT_CODES: &str = "\
@@ -25,70 +30,69 @@ Exit codes:
   2    usage error (bad flags or arguments)
   3    not found: no such devbox or image
   4    conflict: the devbox is busy in another operation, or the name is taken
+  5    start, restart: the devbox runs, but its startup command exited with a
+       non-zero code or could not be started (see: devbox logs NAME)
   exec: the remote command's exit code; 125 when the command could not be
        started (or the connection was lost); 126 and 127 as the server reports
-       them (not executable, not found)
+       them (not executable, not found); 130 when a second Ctrl-C gave up
+       waiting for a server that did not answer
 
 Environment:
   DEVBOX_URL        server URL (default http://127.0.0.1:7070)
   DEVBOX_TOKEN      API token
   DEVBOX_DATA_DIR   data directory of a local server; without a token the
                     admin token is read from DEVBOX_DATA_DIR/admin-token
-                    (default /var/lib/devbox/admin-token)
-  RUST_LOG          log filter, e.g. debug";
+                    (default /var/lib/devbox/admin-token), so a server started
+                    with --data-dir DIR needs DEVBOX_DATA_DIR=DIR here
+  RUST_LOG          log filter, e.g. debug
+  NO_COLOR          set to anything: no colours in logs";
 
 /// Cloud development environments on your own machines.
 #[derive(Debug, Parser)]
 #[command(name = "devbox", version, after_long_help = EXIT_CODES)]
 struct Cli {
-    /// URL of the devbox server.
-    #[arg(
-        long,
-        global = true,
-        env = "DEVBOX_URL",
-        hide_env_values = true,
-        default_value = DEFAULT_URL,
-        display_order = 900
-    )]
-    url: String,
-    /// API token; without one the admin token of a local server is used.
-    #[arg(
-        long,
-        global = true,
-        env = "DEVBOX_TOKEN",
-        hide_env_values = true,
-        display_order = 901
-    )]
-    token: Option<String>,
+    #[command(flatten)]
+    conn: RootConnection,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the Devbox server (API, registry and runtime) on this machine.
+    /// Run the Devbox server (API, registry and runtime) on this machine, in the foreground.
     Server(server::ServerArgs),
     /// Manage images: import, pull, list, remove.
-    #[command(subcommand)]
-    Image(image::ImageCommand),
+    Image(ImageArgs),
     /// Create a devbox from an image (it starts stopped).
-    Create(devbox::CreateArgs),
-    /// Start a devbox.
-    Start(devbox::NameArgs),
+    Create(On<devbox::CreateArgs>),
+    /// Start a devbox; exits 5 when its startup command failed at once.
+    Start(On<devbox::NameArgs>),
     /// Stop a devbox; its changes stay for the next start.
-    Stop(devbox::NameArgs),
-    /// Stop and start a devbox again.
-    Restart(devbox::NameArgs),
+    Stop(On<lifecycle::StopArgs>),
+    /// Stop and start a devbox again; exits 5 when its startup command failed at once.
+    Restart(On<lifecycle::StopArgs>),
+    /// Change a devbox's limits (at once), environment or startup command (at its next start).
+    Update(On<update::UpdateArgs>),
     /// Delete a devbox (a running one is stopped first).
-    Rm(devbox::RmArgs),
+    Rm(On<devbox::RmArgs>),
     /// List devboxes.
-    Ls(devbox::LsArgs),
+    Ls(On<devbox::LsArgs>),
     /// Show one devbox.
-    Show(devbox::NameArgs),
+    Show(On<devbox::NameArgs>),
     /// Run a command in a running devbox.
-    Exec(exec::ExecArgs),
+    Exec(On<exec::ExecArgs>),
     /// Print the output of a devbox's startup command.
-    Logs(logs::LogsArgs),
+    Logs(On<logs::LogsArgs>),
+}
+
+/// `image` and its subcommands, with the connection flags at this level so
+/// that they are accepted after any of them.
+#[derive(Debug, Args)]
+struct ImageArgs {
+    #[command(subcommand)]
+    command: image::ImageCommand,
+    #[command(flatten)]
+    conn: Connection,
 }
 
 fn main() {
@@ -117,23 +121,26 @@ fn main() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {
-    let client = || {
+    let root = cli.conn;
+    let client = |conn: &Connection| {
+        let (url, token) = connection::resolve(&root, conn);
         let data_dir = std::env::var_os("DEVBOX_DATA_DIR").map(PathBuf::from);
-        let token = client::token::discover(cli.token.clone(), data_dir.as_deref());
-        Client::new(&cli.url, token)
+        let token = client::token::discover(token, data_dir.as_deref());
+        Client::new(&url, token)
     };
     match cli.command {
         Command::Server(args) => server::run(args).await,
-        Command::Image(cmd) => image::run(&client()?, cmd).await,
-        Command::Create(args) => devbox::create(&client()?, args).await,
-        Command::Start(args) => devbox::lifecycle(&client()?, Operation::Start, args).await,
-        Command::Stop(args) => devbox::lifecycle(&client()?, Operation::Stop, args).await,
-        Command::Restart(args) => devbox::lifecycle(&client()?, Operation::Restart, args).await,
-        Command::Rm(args) => devbox::rm(&client()?, args).await,
-        Command::Ls(args) => devbox::ls(&client()?, args).await,
-        Command::Show(args) => devbox::show(&client()?, args).await,
-        Command::Exec(args) => exec::run(&client()?, args).await,
-        Command::Logs(args) => logs::run(&client()?, args).await,
+        Command::Image(a) => image::run(&client(&a.conn)?, a.command).await,
+        Command::Create(a) => devbox::create(&client(&a.conn)?, a.args).await,
+        Command::Start(a) => lifecycle::start(&client(&a.conn)?, a.args).await,
+        Command::Stop(a) => lifecycle::stop(&client(&a.conn)?, Operation::Stop, a.args).await,
+        Command::Restart(a) => lifecycle::stop(&client(&a.conn)?, Operation::Restart, a.args).await,
+        Command::Update(a) => update::run(&client(&a.conn)?, a.args).await,
+        Command::Rm(a) => devbox::rm(&client(&a.conn)?, a.args).await,
+        Command::Ls(a) => devbox::ls(&client(&a.conn)?, a.args).await,
+        Command::Show(a) => devbox::show(&client(&a.conn)?, a.args).await,
+        Command::Exec(a) => exec::run(&client(&a.conn)?, a.args).await,
+        Command::Logs(a) => logs::run(&client(&a.conn)?, a.args).await,
     }
 }
 
@@ -143,10 +150,22 @@ fn init_tracing(server: bool) {
     let default = if server { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let ansi = colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
+}
+
+/// Colour codes are for a person at a terminal: a log file or journal would
+/// keep them as noise. `NO_COLOR` set to anything but the empty string turns
+/// them off there too, as <https://no-color.org> asks.
+fn colour(terminal: bool, no_color: Option<&OsStr>) -> bool {
+    terminal && no_color.is_none_or(OsStr::is_empty)
 }
 
 #[cfg(test)]
@@ -164,17 +183,169 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// The URL and token a parsed client command would use.
+    fn connection_of(cli: &Cli) -> (String, Option<String>) {
+        let conn = match &cli.command {
+            Command::Ls(a) => &a.conn,
+            Command::Image(a) => &a.conn,
+            Command::Exec(a) => &a.conn,
+            other => panic!("not a command of this test: {other:?}"),
+        };
+        connection::resolve(&cli.conn, conn)
+    }
+
     #[test]
-    fn global_flags_go_anywhere() {
+    fn connection_flags_go_before_or_after_the_subcommand() {
         let cli = parse(&["ls", "--url", "http://h:1", "--token", "t"]).unwrap();
-        assert_eq!(cli.url, "http://h:1");
-        assert_eq!(cli.token.as_deref(), Some("t"));
+        assert_eq!(connection_of(&cli), ("http://h:1".into(), Some("t".into())));
         let cli = parse(&["--url", "http://h:2", "ls", "--json"]).unwrap();
-        assert_eq!(cli.url, "http://h:2");
+        assert_eq!(connection_of(&cli).0, "http://h:2");
         assert!(matches!(
             cli.command,
-            Command::Ls(devbox::LsArgs { json: true })
+            Command::Ls(On {
+                args: devbox::LsArgs { json: true },
+                ..
+            })
         ));
+        let cli = parse(&["--url", "http://h:3", "ls", "--url", "http://h:4"]).unwrap();
+        assert_eq!(connection_of(&cli).0, "http://h:4");
+        let cli = parse(&["image", "ls", "--url", "http://h:5", "--json"]).unwrap();
+        assert_eq!(connection_of(&cli).0, "http://h:5");
+        let cli = parse(&["exec", "--token", "x", "web", "--", "ls", "--url", "y"]).unwrap();
+        assert_eq!(connection_of(&cli).1.as_deref(), Some("x"));
+        let Command::Exec(a) = cli.command else {
+            panic!("not exec")
+        };
+        assert_eq!(a.args.cmd, ["ls", "--url", "y"]);
+    }
+
+    #[test]
+    fn the_server_takes_no_client_flags() {
+        let help = Cli::command()
+            .find_subcommand_mut("server")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(!help.contains("--url"), "{help}");
+        assert!(!help.contains("--token"), "{help}");
+        assert!(help.contains("--bridge"), "{help}");
+        assert!(help.contains("--subnet"), "{help}");
+        let e = parse(&["server", "--url", "http://h:1"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        let e = parse(&["server", "--token", "t"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn client_help_shows_the_connection_flags() {
+        for cmd in ["ls", "exec", "stop", "update"] {
+            let help = Cli::command()
+                .find_subcommand_mut(cmd)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            assert!(
+                help.contains("--url") && help.contains("DEVBOX_URL"),
+                "{help}"
+            );
+            assert!(
+                help.contains("--token") && help.contains("DEVBOX_TOKEN"),
+                "{help}"
+            );
+        }
+    }
+
+    #[test]
+    fn colour_is_for_terminals_without_no_color() {
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
+        assert!(!colour(false, Some(OsStr::new(""))));
+    }
+
+    #[test]
+    fn stop_and_restart_take_a_timeout() {
+        let cli = parse(&["stop", "web", "--timeout", "3"]).unwrap();
+        let Command::Stop(a) = cli.command else {
+            panic!("not stop")
+        };
+        assert_eq!(a.args.timeout, Some(3));
+        let cli = parse(&["restart", "web"]).unwrap();
+        let Command::Restart(a) = cli.command else {
+            panic!("not restart")
+        };
+        assert_eq!(a.args.timeout, None);
+        assert_eq!(
+            parse(&["stop", "web", "--timeout", "-1"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+        assert!(parse(&["start", "web", "--timeout", "1"]).is_err());
+    }
+
+    #[test]
+    fn update_parses_every_setting() {
+        let cli = parse(&[
+            "update",
+            "web",
+            "--cpus",
+            "2",
+            "--memory",
+            "64m",
+            "--pids",
+            "99",
+            "-e",
+            "A=1",
+            "--env",
+            "B=2",
+            "--unset-env",
+            "C",
+            "--unset-env",
+            "D",
+            "--cmd",
+            "make run",
+        ])
+        .unwrap();
+        let Command::Update(On { args: a, .. }) = cli.command else {
+            panic!("not update")
+        };
+        assert_eq!(a.name.as_str(), "web");
+        assert_eq!(a.cpus, Some(2.0));
+        assert_eq!(a.memory, Some(devbox_model::ByteSize::mib(64)));
+        assert_eq!(a.pids, Some(99));
+        assert_eq!(a.env.len(), 2);
+        assert_eq!(a.unset_env, ["C", "D"]);
+        assert_eq!(a.cmd.as_deref(), Some("make run"));
+        assert!(!a.no_cmd);
+        let cli = parse(&["update", "web", "--no-cmd"]).unwrap();
+        let Command::Update(On { args: a, .. }) = cli.command else {
+            panic!("not update")
+        };
+        assert!(a.no_cmd && a.cmd.is_none());
+    }
+
+    #[test]
+    fn update_refuses_nothing_to_do_and_contradictions() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["update", "web"], "--cpus"),
+            (&["update", "web", "--json"], "--cpus"),
+            (&["update", "web", "--cmd", "x", "--no-cmd"], "--no-cmd"),
+            (&["update", "web", "--cmd", ""], "--no-cmd"),
+            (&["update", "web", "--memory", "64"], "at least 16MiB"),
+            (
+                &["update", "web", "--unset-env", "1X"],
+                "invalid environment variable name",
+            ),
+            (&["update", "web", "--cpus", "0"], "cpus"),
+        ];
+        for (args, want) in cases {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            let text = e.to_string();
+            assert!(text.contains(want), "{args:?}: {text}");
+        }
     }
 
     #[test]
@@ -198,7 +369,7 @@ mod tests {
             "sleep 1000",
         ])
         .unwrap();
-        let Command::Create(a) = cli.command else {
+        let Command::Create(On { args: a, .. }) = cli.command else {
             panic!("not create")
         };
         assert_eq!(a.name.as_str(), "web");
@@ -238,6 +409,7 @@ mod tests {
                 "invalid environment variable",
             ),
             (&["create", "web"], "--image"),
+            (&["create", "web", "--image", "b:1", "--cmd", " "], "empty"),
             (&["start", "../etc"], "invalid devbox name"),
             (&["image", "rm", "Not/Valid"], "invalid image reference"),
             (&["logs", "web", "--tail", "lots"], "--tail"),
@@ -258,7 +430,7 @@ mod tests {
             "exec", "-it", "-e", "A=1", "-w", "/tmp", "web", "--", "ls", "-la", "--color",
         ])
         .unwrap();
-        let Command::Exec(a) = cli.command else {
+        let Command::Exec(On { args: a, .. }) = cli.command else {
             panic!("not exec")
         };
         assert!(a.interactive && a.tty);
@@ -266,14 +438,14 @@ mod tests {
         assert_eq!(a.name.as_str(), "web");
         assert_eq!(a.cmd, ["ls", "-la", "--color"]);
         let cli = parse(&["exec", "web", "sh", "-c", "exit 3"]).unwrap();
-        let Command::Exec(a) = cli.command else {
+        let Command::Exec(On { args: a, .. }) = cli.command else {
             panic!("not exec")
         };
         assert_eq!(a.cmd, ["sh", "-c", "exit 3"]);
         assert!(!a.interactive && !a.tty);
         assert!(parse(&["exec", "web"]).is_err());
         let cli = parse(&["exec", "web", "-i", "--", "cat", "-n"]).unwrap();
-        let Command::Exec(a) = cli.command else {
+        let Command::Exec(On { args: a, .. }) = cli.command else {
             panic!("not exec")
         };
         assert!(a.interactive);
@@ -283,7 +455,11 @@ mod tests {
     #[test]
     fn image_commands_parse() {
         let cli = parse(&["image", "import", "./rootfs", "--name", "base:1"]).unwrap();
-        let Command::Image(image::ImageCommand::Import(a)) = cli.command else {
+        let Command::Image(ImageArgs {
+            command: image::ImageCommand::Import(a),
+            ..
+        }) = cli.command
+        else {
             panic!("not import")
         };
         assert_eq!(a.path, PathBuf::from("./rootfs"));
@@ -299,7 +475,11 @@ mod tests {
             "--insecure",
         ])
         .unwrap();
-        let Command::Image(image::ImageCommand::Pull(a)) = cli.command else {
+        let Command::Image(ImageArgs {
+            command: image::ImageCommand::Pull(a),
+            ..
+        }) = cli.command
+        else {
             panic!("not pull")
         };
         assert!(a.insecure && a.password_stdin);
@@ -334,7 +514,7 @@ mod tests {
     #[test]
     fn logs_flags_parse() {
         let cli = parse(&["logs", "web", "-f", "--tail", "20"]).unwrap();
-        let Command::Logs(a) = cli.command else {
+        let Command::Logs(On { args: a, .. }) = cli.command else {
             panic!("not logs")
         };
         assert!(a.follow);
@@ -346,6 +526,8 @@ mod tests {
         let help = Cli::command().render_long_help().to_string();
         assert!(help.contains("Exit codes:"), "{help}");
         assert!(help.contains("125"), "{help}");
+        assert!(help.contains("  5    start, restart"), "{help}");
+        assert!(help.contains("130"), "{help}");
         assert!(help.contains("DEVBOX_URL"), "{help}");
     }
 

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use chrono::{DateTime, Utc};
 use devbox_model::ByteSize;
-use devbox_model::api::{Devbox, Image};
+use devbox_model::api::{CommandStatus, Devbox, Image};
 
 /// Space between columns.
 const GAP: &str = "   ";
@@ -92,6 +92,53 @@ pub fn shell_join(args: &[String]) -> String {
     args.iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
+/// The state with the reason the devbox is in it, when it got there on its
+/// own: `stopped (exited with 137: out of memory)`.
+pub fn state(d: &Devbox) -> String {
+    match d.reason.as_deref().filter(|r| !r.is_empty()) {
+        Some(reason) => format!("{} ({reason})", d.state),
+        None => d.state.to_string(),
+    }
+}
+
+/// Whether the startup command ended badly: a non-zero exit code, or no
+/// start at all. A command that exits 0 did its job (a one-shot setup).
+pub fn command_failed(status: Option<&CommandStatus>) -> bool {
+    match status {
+        Some(CommandStatus::Exited { code }) => *code != 0,
+        Some(CommandStatus::Failed { .. }) => true,
+        Some(CommandStatus::Running) | None => false,
+    }
+}
+
+/// `3 OOM kills`, `1 OOM kill`.
+fn oom_kills(n: u64) -> String {
+    format!("{n} OOM kill{}", if n == 1 { "" } else { "s" })
+}
+
+/// The settings waiting for the next start: `env, command`.
+pub fn pending(d: &Devbox) -> String {
+    d.pending.join(", ")
+}
+
+/// What `ls` says beyond the state: a failed startup command, OOM kills and
+/// pending settings, or `-`.
+fn notes(d: &Devbox) -> String {
+    let mut notes = Vec::new();
+    if command_failed(d.command_status.as_ref())
+        && let Some(status) = &d.command_status
+    {
+        notes.push(format!("startup command {status}"));
+    }
+    if d.oom_kills > 0 {
+        notes.push(oom_kills(d.oom_kills));
+    }
+    if !d.pending.is_empty() {
+        notes.push(format!("pending: {}", pending(d)));
+    }
+    or_dash(&notes.join("; "))
+}
+
 /// `devbox ls`.
 pub fn devbox_table(devboxes: &[Devbox], now: DateTime<Utc>) -> String {
     let rows: Vec<Vec<String>> = devboxes
@@ -99,19 +146,33 @@ pub fn devbox_table(devboxes: &[Devbox], now: DateTime<Utc>) -> String {
         .map(|d| {
             vec![
                 d.name.to_string(),
-                d.state.to_string(),
+                state(d),
                 d.image.clone(),
                 cpus(d.resources.cpus),
                 d.resources.memory.to_string(),
                 or_dash(&d.ip),
                 age(d.created_at, now),
+                notes(d),
             ]
         })
         .collect();
     table(
-        &["NAME", "STATE", "IMAGE", "CPUS", "MEMORY", "IP", "CREATED"],
+        &[
+            "NAME", "STATE", "IMAGE", "CPUS", "MEMORY", "IP", "CREATED", "NOTES",
+        ],
         &rows,
     )
+}
+
+/// The startup command with how it is doing: `/bin/sh -c 'make' (exited with 2)`.
+fn command(d: &Devbox) -> String {
+    let Some(cmd) = d.command.as_deref() else {
+        return "-".to_owned();
+    };
+    match &d.command_status {
+        Some(status) => format!("{} ({status})", shell_join(cmd)),
+        None => shell_join(cmd),
+    }
 }
 
 /// `devbox show`: one field per line.
@@ -119,7 +180,7 @@ pub fn devbox_detail(d: &Devbox, now: DateTime<Utc>) -> String {
     let mut fields: Vec<(&str, String)> = vec![
         ("Name", d.name.to_string()),
         ("ID", d.id.to_string()),
-        ("State", d.state.to_string()),
+        ("State", state(d)),
     ];
     if let Some(e) = &d.error {
         fields.push(("Error", e.clone()));
@@ -129,18 +190,23 @@ pub fn devbox_detail(d: &Devbox, now: DateTime<Utc>) -> String {
         ("Image digest", d.image_digest.to_string()),
         ("CPUs", cpus(d.resources.cpus)),
         ("Memory", d.resources.memory.to_string()),
+    ]);
+    if d.oom_kills > 0 {
+        fields.push(("OOM kills", d.oom_kills.to_string()));
+    }
+    fields.extend([
         ("PIDs", d.resources.pids.to_string()),
         ("IP", or_dash(&d.ip)),
-        (
-            "Command",
-            d.command.as_deref().map_or("-".to_owned(), shell_join),
-        ),
+        ("Command", command(d)),
     ]);
     if d.env.is_empty() {
         fields.push(("Env", "-".to_owned()));
     }
     for (i, e) in d.env.iter().enumerate() {
         fields.push((if i == 0 { "Env" } else { "" }, e.to_string()));
+    }
+    if !d.pending.is_empty() {
+        fields.push(("Pending", format!("{} (at the next start)", pending(d))));
     }
     fields.extend([
         ("Created", format_time(d.created_at, now)),
@@ -321,15 +387,59 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
             lines[0],
-            "NAME   STATE     IMAGE       CPUS   MEMORY   IP          CREATED"
+            "NAME   STATE     IMAGE       CPUS   MEMORY   IP          CREATED   NOTES"
         );
         assert_eq!(
             lines[1],
-            "web    running   busybox:1   1      1GiB     10.77.0.2   4m ago"
+            "web    running   busybox:1   1      1GiB     10.77.0.2   4m ago    -"
         );
         assert_eq!(
             lines[2],
-            "db     running   busybox:1   1      1GiB     -           3m ago"
+            "db     running   busybox:1   1      1GiB     -           3m ago    -"
+        );
+    }
+
+    fn troubled() -> Devbox {
+        let mut d = devbox("web", "10.77.0.2", 0);
+        d.state = State::Stopped;
+        d.reason = Some("exited with 137: out of memory".into());
+        d.oom_kills = 2;
+        d.command = Some(vec!["/bin/sh".into(), "-c".into(), "make run".into()]);
+        d.command_status = Some(CommandStatus::Exited { code: 137 });
+        d.pending = vec!["env".into(), "command".into()];
+        d
+    }
+
+    #[test]
+    fn devbox_ls_shows_the_reason_oom_kills_a_failed_command_and_pending_settings() {
+        let out = devbox_table(&[troubled()], t(60));
+        let row = out.lines().nth(1).unwrap();
+        assert!(
+            row.starts_with("web    stopped (exited with 137: out of memory)   busybox:1"),
+            "{out}"
+        );
+        assert!(
+            row.ends_with("   startup command exited with 137; 2 OOM kills; pending: env, command"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn devbox_ls_keeps_quiet_about_a_command_that_runs_or_succeeded() {
+        let mut d = devbox("web", "10.77.0.2", 0);
+        for status in [CommandStatus::Running, CommandStatus::Exited { code: 0 }] {
+            d.command_status = Some(status);
+            let out = devbox_table(std::slice::from_ref(&d), t(60));
+            assert!(out.lines().nth(1).unwrap().ends_with("   -"), "{out}");
+        }
+        d.command_status = Some(CommandStatus::Failed {
+            message: "/bin/sh: not found".into(),
+        });
+        d.oom_kills = 1;
+        let out = devbox_table(&[d], t(60));
+        assert!(
+            out.ends_with("   startup command failed to start: /bin/sh: not found; 1 OOM kill\n"),
+            "{out}"
         );
     }
 
@@ -337,6 +447,7 @@ mod tests {
     fn devbox_show_lists_every_field() {
         let out = devbox_detail(&devbox("web", "10.77.0.2", 0), t(60));
         assert!(out.contains("Name:          web\n"), "{out}");
+        assert!(out.contains("State:         running\n"), "{out}");
         assert!(out.contains("Memory:        1GiB\n"), "{out}");
         assert!(
             out.contains("Env:           FOO=bar\n               X=1\n"),
@@ -344,7 +455,38 @@ mod tests {
         );
         assert!(out.contains("Command:       -\n"), "{out}");
         assert!(out.contains("(1m ago)"), "{out}");
-        assert!(!out.contains("Error:"), "{out}");
+        for absent in ["Error:", "OOM kills:", "Pending:"] {
+            assert!(!out.contains(absent), "{absent}: {out}");
+        }
+    }
+
+    #[test]
+    fn devbox_show_explains_a_devbox_that_stopped_on_its_own() {
+        let out = devbox_detail(&troubled(), t(60));
+        assert!(
+            out.contains("State:         stopped (exited with 137: out of memory)\n"),
+            "{out}"
+        );
+        assert!(out.contains("OOM kills:     2\n"), "{out}");
+        assert!(
+            out.contains("Command:       /bin/sh -c 'make run' (exited with 137)\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("Pending:       env, command (at the next start)\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_startup_command_fails_when_it_exits_non_zero_or_cannot_start() {
+        assert!(!command_failed(None));
+        assert!(!command_failed(Some(&CommandStatus::Running)));
+        assert!(!command_failed(Some(&CommandStatus::Exited { code: 0 })));
+        assert!(command_failed(Some(&CommandStatus::Exited { code: 1 })));
+        assert!(command_failed(Some(&CommandStatus::Failed {
+            message: "no".into()
+        })));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Resource limits of a devbox (CPU, memory, processes) and byte sizes as
-//! people write them (`512MiB`, `2G`).
+//! people write them (`512MiB`, `64m`, `2G`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,7 +15,8 @@ pub struct ByteSize(pub u64);
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ResourceError {
     #[error(
-        "invalid size {0:?}: expected a number with an optional unit (B, KiB, MiB, GiB, TiB, K, M, G, T)"
+        "invalid size {0:?}: expected a number with an optional unit, all of them powers of 1024 \
+         as in `docker run -m`: B; K, KB, KiB; M, MB, MiB; G, GB, GiB; T, TB, TiB (any case)"
     )]
     Size(String),
     #[error("cpus must be between {min} and {max}, got {got}")]
@@ -44,6 +45,11 @@ impl ByteSize {
     }
 }
 
+/// Parses docker's spelling of sizes (`docker run -m 64m`), where every unit
+/// is binary whatever its case or suffix: `64m`, `64M`, `64MB` and `64MiB`
+/// are all 64 MiB. Decimal units are deliberately not offered: a memory
+/// limit written `64MB` by a docker user means mebibytes, and giving 61 MiB
+/// instead would surprise exactly the people this spelling is for.
 impl FromStr for ByteSize {
     type Err = ResourceError;
     fn from_str(s: &str) -> Result<Self, ResourceError> {
@@ -53,21 +59,20 @@ impl FromStr for ByteSize {
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
             .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
+        if !num.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(err());
+        }
         let num: f64 = num.parse().map_err(|_| err())?;
-        let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        let mult = match unit.trim_start().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
-            "k" | "kb" => 1000,
-            "ki" | "kib" => KIB,
-            "m" | "mb" => 1000_u64.pow(2),
-            "mi" | "mib" => MIB,
-            "g" | "gb" => 1000_u64.pow(3),
-            "gi" | "gib" => GIB,
-            "t" | "tb" => 1000_u64.pow(4),
-            "ti" | "tib" => TIB,
+            "k" | "kb" | "ki" | "kib" => KIB,
+            "m" | "mb" | "mi" | "mib" => MIB,
+            "g" | "gb" | "gi" | "gib" => GIB,
+            "t" | "tb" | "ti" | "tib" => TIB,
             _ => return Err(err()),
         };
         let bytes = num * mult as f64;
-        if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        if !bytes.is_finite() || bytes > u64::MAX as f64 {
             return Err(err());
         }
         Ok(Self(bytes.round() as u64))
@@ -159,15 +164,77 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_parse_in_binary_and_decimal_units() {
-        assert_eq!("512MiB".parse(), Ok(ByteSize(512 * MIB)));
-        assert_eq!("512mi".parse(), Ok(ByteSize(512 * MIB)));
-        assert_eq!("2G".parse(), Ok(ByteSize(2_000_000_000)));
-        assert_eq!("1.5GiB".parse(), Ok(ByteSize(3 * GIB / 2)));
-        assert_eq!("4096".parse(), Ok(ByteSize(4096)));
-        for bad in ["", "MiB", "12 parsecs", "-1G", "1e999"] {
-            assert!(bad.parse::<ByteSize>().is_err(), "{bad}");
+    fn every_unit_is_binary_whatever_its_spelling() {
+        let cases: &[(&str, u64)] = &[
+            ("4096", 4096),
+            ("10b", 10),
+            ("10B", 10),
+            ("8k", 8 * KIB),
+            ("8K", 8 * KIB),
+            ("8kb", 8 * KIB),
+            ("8KB", 8 * KIB),
+            ("8ki", 8 * KIB),
+            ("8KiB", 8 * KIB),
+            ("8kib", 8 * KIB),
+            ("64m", 64 * MIB),
+            ("64M", 64 * MIB),
+            ("64mb", 64 * MIB),
+            ("64MB", 64 * MIB),
+            ("64Mb", 64 * MIB),
+            ("64mi", 64 * MIB),
+            ("64Mi", 64 * MIB),
+            ("64MiB", 64 * MIB),
+            ("64mib", 64 * MIB),
+            ("64MIB", 64 * MIB),
+            ("2g", 2 * GIB),
+            ("2G", 2 * GIB),
+            ("2gb", 2 * GIB),
+            ("2GB", 2 * GIB),
+            ("2gi", 2 * GIB),
+            ("2GiB", 2 * GIB),
+            ("1t", TIB),
+            ("1T", TIB),
+            ("1tb", TIB),
+            ("1TB", TIB),
+            ("1ti", TIB),
+            ("1TiB", TIB),
+        ];
+        for (text, bytes) in cases {
+            assert_eq!(text.parse(), Ok(ByteSize(*bytes)), "{text}");
         }
+    }
+
+    #[test]
+    fn fractions_and_spaces_are_accepted() {
+        assert_eq!("1.5GiB".parse(), Ok(ByteSize(3 * GIB / 2)));
+        assert_eq!("0.5g".parse(), Ok(ByteSize(GIB / 2)));
+        assert_eq!(" 512 MiB ".parse(), Ok(ByteSize(512 * MIB)));
+        assert_eq!("64 m".parse(), Ok(ByteSize(64 * MIB)));
+    }
+
+    #[test]
+    fn malformed_sizes_are_refused_with_the_list_of_units() {
+        for bad in [
+            "",
+            "MiB",
+            "m",
+            "12 parsecs",
+            "-1G",
+            "+1G",
+            ".5G",
+            "1e999",
+            "1.2.3M",
+            "64mm",
+            "64 k b",
+            "1PiB",
+            "64MiBs",
+        ] {
+            let e = bad.parse::<ByteSize>().unwrap_err().to_string();
+            assert!(e.contains("invalid size"), "{bad}: {e}");
+            assert!(e.contains("KB, KiB") && e.contains("MB, MiB"), "{e}");
+            assert!(e.contains("1024"), "{e}");
+        }
+        assert!("99999999999T".parse::<ByteSize>().is_err());
     }
 
     #[test]

@@ -12,8 +12,14 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_NOT_FOUND: i32 = 3;
 /// Exit code: the request conflicts with the current state (HTTP 409).
 pub const EXIT_CONFLICT: i32 = 4;
+/// Exit code of `start` and `restart` when the devbox runs but its startup
+/// command exited with a non-zero code or could not be started.
+pub const EXIT_STARTUP_COMMAND_FAILED: i32 = 5;
 /// Exit code of `exec` when the command could not be run remotely.
 pub const EXIT_EXEC_FAILED: i32 = 125;
+/// Exit code of `exec` given up after a second interrupt, as a shell reports
+/// a command ended by SIGINT.
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// The server answered with an error status or an error event.
 #[derive(Debug, thiserror::Error)]

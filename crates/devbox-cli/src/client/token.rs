@@ -72,18 +72,24 @@ fn read_token_file(file: &Path) -> io::Result<String> {
     Ok(t.to_owned())
 }
 
-/// What to tell a user whose request was refused with 401.
+/// What to tell a user whose request was refused with 401. A server started
+/// with `--data-dir X` writes its token to `X/admin-token`, while the CLI
+/// reads the default data directory's unless told otherwise, so the hint
+/// names the file that was used and the variable that points elsewhere.
 pub fn unauthorized_hint(token: &Token) -> String {
     let how = "pass --token TOKEN or set DEVBOX_TOKEN";
+    let data_dir = "if the server was started with --data-dir DIR, set DEVBOX_DATA_DIR=DIR \
+                    so that DIR/admin-token is read";
     match &token.source {
         TokenSource::Given => format!("the server refused the token given: {how} with a valid one"),
         TokenSource::File(f) => format!(
-            "the server refused the admin token read from {}: it belongs to another server; {how}",
+            "the server refused the admin token read from {}, which belongs to another server: \
+             {data_dir}, or {how}",
             f.display()
         ),
         TokenSource::Missing { file, reason } => format!(
-            "the server requires a token: {how}, or run as a user who can read {} \
-             (written by `devbox server`; set DEVBOX_DATA_DIR if the server uses another data directory) [{reason}]",
+            "the server requires a token and none could be read from {} ({reason}): {data_dir} \
+             (as a user who can read it; `devbox server` writes it), or {how}",
             file.display()
         ),
     }
@@ -126,6 +132,18 @@ mod tests {
             hint.contains(&dir.path().join("admin-token").display().to_string()),
             "{hint}"
         );
+    }
+
+    #[test]
+    fn a_refused_admin_token_names_its_file_and_the_variable_that_points_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("admin-token");
+        std::fs::write(&file, "other\n").unwrap();
+        let hint = unauthorized_hint(&discover(None, Some(dir.path())));
+        assert!(hint.contains(&file.display().to_string()), "{hint}");
+        assert!(hint.contains("DEVBOX_DATA_DIR=DIR"), "{hint}");
+        assert!(hint.contains("--data-dir DIR"), "{hint}");
+        assert!(hint.contains("DEVBOX_TOKEN"), "{hint}");
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! `create`, `start`, `stop`, `restart`, `rm`, `ls` and `show`.
+//! `create`, `rm`, `ls` and `show`, and the checks of resource and command
+//! flags that `update` shares.
 
 use chrono::Utc;
 use clap::Args;
 use devbox_model::api::{CreateDevbox, Devbox};
-use devbox_model::{ByteSize, DevboxName, EnvVar, ImageRef, Operation, Resources};
+use devbox_model::{ByteSize, DevboxName, EnvVar, ImageRef, Resources};
 
 use crate::client::Client;
 use crate::output;
@@ -16,19 +17,19 @@ pub struct CreateArgs {
     #[arg(long)]
     pub image: ImageRef,
     /// CPU cores (fractions allowed); default 1.
-    #[arg(long, value_parser = parse_cpus)]
+    #[arg(long, value_name = "N", value_parser = parse_cpus)]
     pub cpus: Option<f64>,
-    /// Memory limit, e.g. 512MiB or 2GiB; default 1GiB.
-    #[arg(long, value_parser = parse_memory)]
+    /// Memory limit, e.g. 512m or 2GiB (binary units, as docker's -m); default 1GiB.
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     pub memory: Option<ByteSize>,
     /// Maximum number of processes; default 4096.
-    #[arg(long, value_parser = parse_pids)]
+    #[arg(long, value_name = "N", value_parser = parse_pids)]
     pub pids: Option<u32>,
     /// Environment variable KEY=VALUE for the startup command and every exec (repeatable).
     #[arg(long = "env", short = 'e', value_name = "KEY=VALUE")]
     pub env: Vec<EnvVar>,
     /// Command run by `/bin/sh -c` at every start; its output goes to `devbox logs`.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_cmd)]
     pub cmd: Option<String>,
     /// Print the API's JSON.
     #[arg(long)]
@@ -57,7 +58,7 @@ pub struct LsArgs {
     pub json: bool,
 }
 
-fn parse_cpus(s: &str) -> Result<f64, String> {
+pub fn parse_cpus(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(n) if n.is_finite() && n >= Resources::MIN_CPUS => Ok(n),
         _ => Err(format!(
@@ -67,7 +68,7 @@ fn parse_cpus(s: &str) -> Result<f64, String> {
     }
 }
 
-fn parse_memory(s: &str) -> Result<ByteSize, String> {
+pub fn parse_memory(s: &str) -> Result<ByteSize, String> {
     let size: ByteSize = s.parse().map_err(|e| format!("{e}"))?;
     if size < Resources::MIN_MEMORY {
         return Err(format!(
@@ -78,7 +79,7 @@ fn parse_memory(s: &str) -> Result<ByteSize, String> {
     Ok(size)
 }
 
-fn parse_pids(s: &str) -> Result<u32, String> {
+pub fn parse_pids(s: &str) -> Result<u32, String> {
     let range = Resources::MIN_PIDS..=Resources::MAX_PIDS;
     match s.trim().parse::<u32>() {
         Ok(n) if range.contains(&n) => Ok(n),
@@ -90,6 +91,25 @@ fn parse_pids(s: &str) -> Result<u32, String> {
     }
 }
 
+/// An empty startup command would run a shell that exits at once: not a
+/// way to have none, which is leaving `--cmd` out (or `update --no-cmd`).
+pub fn parse_cmd(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err(
+            "the startup command is empty: to have none, leave --cmd out \
+                    (`devbox update NAME --no-cmd` removes one)"
+                .to_owned(),
+        );
+    }
+    Ok(s.to_owned())
+}
+
+/// A startup command as the API takes it: run by a shell, so that users
+/// write it as they would type it.
+pub fn shell_command(cmd: &str) -> Vec<String> {
+    vec!["/bin/sh".to_owned(), "-c".to_owned(), cmd.to_owned()]
+}
+
 /// The request body of `create`.
 pub fn create_request(args: &CreateArgs) -> CreateDevbox {
     CreateDevbox {
@@ -99,10 +119,7 @@ pub fn create_request(args: &CreateArgs) -> CreateDevbox {
         memory: args.memory.map(|m| m.0),
         pids: args.pids,
         env: args.env.clone(),
-        command: args
-            .cmd
-            .as_ref()
-            .map(|c| vec!["/bin/sh".to_owned(), "-c".to_owned(), c.clone()]),
+        command: args.cmd.as_deref().map(shell_command),
     }
 }
 
@@ -112,18 +129,6 @@ pub async fn create(client: &Client, args: CreateArgs) -> anyhow::Result<i32> {
         .post_json::<Devbox>(client.api_url(&["devboxes"]), &body)
         .await?;
     print_devbox(&d.value, &d.raw, args.json)
-}
-
-/// `start`, `stop` and `restart`: the API answers when the operation is done.
-pub async fn lifecycle(client: &Client, op: Operation, args: NameArgs) -> anyhow::Result<i32> {
-    let url = client.api_url(&["devboxes", args.name.as_str(), &op.to_string()]);
-    let d = client.post_empty::<Devbox>(url).await?;
-    if args.json {
-        output::print_raw(&d.raw)?;
-    } else {
-        output::print(&format!("{}: {}\n", d.value.name, d.value.state))?;
-    }
-    Ok(0)
 }
 
 pub async fn rm(client: &Client, args: RmArgs) -> anyhow::Result<i32> {
@@ -202,5 +207,21 @@ mod tests {
         assert_eq!(parse_pids("16"), Ok(16));
         assert!(parse_pids("15").is_err());
         assert!(parse_pids("-3").is_err());
+    }
+
+    #[test]
+    fn memory_follows_docker_units() {
+        assert_eq!(parse_memory("64M"), Ok(ByteSize::mib(64)));
+        assert_eq!(parse_memory("64m"), Ok(ByteSize::mib(64)));
+        assert_eq!(parse_memory("64mb"), Ok(ByteSize::mib(64)));
+        assert_eq!(parse_memory("2g"), Ok(ByteSize::gib(2)));
+    }
+
+    #[test]
+    fn an_empty_startup_command_is_refused() {
+        assert_eq!(parse_cmd("sleep 1"), Ok("sleep 1".to_owned()));
+        for empty in ["", "  "] {
+            assert!(parse_cmd(empty).unwrap_err().contains("--no-cmd"));
+        }
     }
 }

@@ -2,8 +2,9 @@
 //! the local stdin, stdout, stderr, signals and terminal, and exits with the
 //! command's exit code.
 
+use std::cell::Cell;
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -24,13 +25,17 @@ use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::client::error::EXIT_EXEC_FAILED;
+use crate::client::error::{EXIT_EXEC_FAILED, EXIT_INTERRUPTED};
 use crate::client::{ApiError, Client, ExitWith};
 use crate::terminal::{self, RawMode};
 
 /// How long to wait for the server to close after it reported the exit code,
 /// so output still in flight is not cut off.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// How soon after the first a second Ctrl-C must come to end the client
+/// while no exit code has arrived: the server did not act on the first.
+const SECOND_INTERRUPT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -84,6 +89,7 @@ async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<i32> {
     // Handlers go in before the command starts, so a signal that arrives
     // once it runs is forwarded instead of killing this process.
     let mut signals = Signals::new(args.tty)?;
+    let mut interrupts = signal(SignalKind::interrupt())?;
     send_control(&mut ws, &start).await?;
     // Without -i the command gets an empty stdin, as with `docker exec`,
     // instead of one that never ends.
@@ -97,13 +103,49 @@ async fn exec(client: &Client, args: ExecArgs) -> anyhow::Result<i32> {
     } else {
         None
     };
-    session(&mut ws, &args, &mut signals).await
+    let exited = Cell::new(false);
+    let (int_tx, int_rx) = mpsc::unbounded_channel();
+    // The session is dropped where it is when the user gives up, even in the
+    // middle of a write to a server that stopped reading.
+    tokio::select! {
+        result = session(&mut ws, &args, &mut signals, int_rx, &exited) => result,
+        () = watch_interrupts(&mut interrupts, &int_tx, &exited) => {
+            eprintln!(
+                "note: interrupted twice without an answer from the server; leaving \
+                 (the command may still run in {})",
+                args.name
+            );
+            Ok(EXIT_INTERRUPTED)
+        }
+    }
 }
 
-/// The local signals that are forwarded: interrupt, terminate and hang-up
-/// as signals, window changes (with a terminal) as resizes.
+/// Passes each Ctrl-C (SIGINT) on to the session for forwarding, and returns
+/// when a second one follows within [`SECOND_INTERRUPT`] while the command's
+/// exit code has not arrived.
+async fn watch_interrupts(
+    interrupts: &mut Signal,
+    forward: &mpsc::UnboundedSender<()>,
+    exited: &Cell<bool>,
+) {
+    let mut last: Option<Instant> = None;
+    while interrupts.recv().await.is_some() {
+        if exited.get() {
+            continue;
+        }
+        if last.is_some_and(|t| t.elapsed() < SECOND_INTERRUPT) {
+            return;
+        }
+        last = Some(Instant::now());
+        let _ = forward.send(());
+    }
+    std::future::pending().await
+}
+
+/// The local signals that are forwarded: terminate and hang-up as signals,
+/// window changes (with a terminal) as resizes. Interrupts pass through
+/// [`watch_interrupts`] first.
 struct Signals {
-    int: Signal,
     term: Signal,
     hup: Signal,
     winch: Option<Signal>,
@@ -112,7 +154,6 @@ struct Signals {
 impl Signals {
     fn new(tty: bool) -> std::io::Result<Self> {
         Ok(Self {
-            int: signal(SignalKind::interrupt())?,
             term: signal(SignalKind::terminate())?,
             hup: signal(SignalKind::hangup())?,
             winch: if tty {
@@ -169,7 +210,14 @@ async fn send_control(ws: &mut Socket, msg: &ExecClientMsg) -> anyhow::Result<()
 }
 
 /// Pumps data both ways until the server closes; returns the exit code.
-async fn session(ws: &mut Socket, args: &ExecArgs, signals: &mut Signals) -> anyhow::Result<i32> {
+/// `exited` is set once the server reported it.
+async fn session(
+    ws: &mut Socket,
+    args: &ExecArgs,
+    signals: &mut Signals,
+    mut interrupts: mpsc::UnboundedReceiver<()>,
+    exited: &Cell<bool>,
+) -> anyhow::Result<i32> {
     let mut stdin = args.interactive.then(read_stdin);
     let mut out = tokio::io::stdout();
     let mut err = tokio::io::stderr();
@@ -193,7 +241,10 @@ async fn session(ws: &mut Socket, args: &ExecArgs, signals: &mut Signals) -> any
                 match msg {
                     Message::Binary(data) => write_output(&data, &mut out, &mut err).await?,
                     Message::Text(text) => match serde_json::from_str::<ExecServerMsg>(&text) {
-                        Ok(ExecServerMsg::Exit { code }) => exit = Some(code),
+                        Ok(ExecServerMsg::Exit { code }) => {
+                            exit = Some(code);
+                            exited.set(true);
+                        }
                         Ok(ExecServerMsg::Error { code, message }) => {
                             return Err(ApiError {
                                 status: code.http_status(),
@@ -230,7 +281,7 @@ async fn session(ws: &mut Socket, args: &ExecArgs, signals: &mut Signals) -> any
                     send_control(ws, &ExecClientMsg::Resize { rows, cols }).await?;
                 }
             }
-            Some(()) = signals.int.recv() => forward(ws, "INT").await?,
+            Some(()) = interrupts.recv() => forward(ws, "INT").await?,
             Some(()) = signals.term.recv() => forward(ws, "TERM").await?,
             Some(()) = signals.hup.recv() => forward(ws, "HUP").await?,
             () = grace => break,

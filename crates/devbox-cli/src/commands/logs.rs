@@ -13,7 +13,8 @@ use crate::client::Client;
 pub struct LogsArgs {
     /// Name of the devbox.
     pub name: DevboxName,
-    /// Keep printing new output until interrupted.
+    /// Keep printing new output as it is written; ends (with exit code 0)
+    /// when the server ends the stream, which it does when the devbox stops.
     #[arg(long, short = 'f')]
     pub follow: bool,
     /// Only the last N lines.
@@ -38,6 +39,8 @@ pub async fn run(client: &Client, args: LogsArgs) -> anyhow::Result<i32> {
     let resp = client.send(client.request(Method::GET, url)).await?;
     let mut body = resp.bytes_stream();
     let mut stdout = tokio::io::stdout();
+    // The end of the body is the end of the log: the server closes a
+    // followed stream when the devbox stops, and that is a success.
     while let Some(chunk) = body.next().await {
         let chunk = chunk.context("the log stream from the server broke off")?;
         stdout.write_all(&chunk).await?;

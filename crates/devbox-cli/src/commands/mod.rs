@@ -5,5 +5,7 @@ pub mod devbox;
 pub mod exec;
 pub mod image;
 pub mod import;
+pub mod lifecycle;
 pub mod logs;
 pub mod server;
+pub mod update;

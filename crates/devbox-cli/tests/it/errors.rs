@@ -25,6 +25,34 @@ fn without_a_token_the_error_says_how_to_give_one() {
 }
 
 #[test]
+fn a_refused_admin_token_names_its_file_and_how_to_point_at_the_right_one() {
+    let fake = Fake::start();
+    let cli = Cli::new(&fake.url, None);
+    let file = cli.data_dir().join("admin-token");
+    std::fs::write(&file, "dbx_of_another_server\n").unwrap();
+    let run = cli.run(&["ls"]);
+    run.expect(1);
+    assert!(
+        run.stderr.starts_with("error: invalid API token: "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("read from {}", file.display())),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("--data-dir DIR, set DEVBOX_DATA_DIR=DIR"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("DEVBOX_TOKEN"), "{}", run.stderr);
+}
+
+#[test]
 fn the_admin_token_file_is_used_without_a_token() {
     let fake = Fake::start();
     let cli = Cli::new(&fake.url, None);
@@ -82,6 +110,11 @@ fn help_documents_the_exit_codes() {
     run.expect(0);
     assert!(run.stdout.contains("Exit codes:"), "{}", run.stdout);
     assert!(run.stdout.contains("4    conflict"), "{}", run.stdout);
+    assert!(run.stdout.contains("5    start, restart"), "{}", run.stdout);
+    let run = cli.run(&["server", "--help"]);
+    run.expect(0);
+    assert!(run.stdout.contains("--bridge"), "{}", run.stdout);
+    assert!(!run.stdout.contains("--url"), "{}", run.stdout);
     let run = cli.run(&["frobnicate"]);
     run.expect(2);
 }

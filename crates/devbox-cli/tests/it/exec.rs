@@ -103,7 +103,7 @@ fn a_command_that_cannot_run_exits_125() {
 }
 
 /// A pseudo-terminal pair: the controller side and the terminal side.
-fn pty(rows: u16, cols: u16) -> (OwnedFd, OwnedFd) {
+pub fn pty(rows: u16, cols: u16) -> (OwnedFd, OwnedFd) {
     use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
     let controller = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY)
         .expect("open /dev/ptmx: a pseudo-terminal is needed for this test");
@@ -193,4 +193,59 @@ fn a_failed_exec_restores_the_terminal() {
     let run = finish(out);
     run.expect(125);
     assert!(echo_on(&term), "the terminal was left in raw mode");
+}
+
+/// Waits until the fake has recorded `n` control messages of the session.
+fn wait_for_control(fake: &Fake, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while fake.seen().exec_control.len() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fake saw only {:?}",
+            fake.seen().exec_control
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn interrupt(child: &std::process::Child) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_second_interrupt_ends_exec_when_the_server_does_not_answer() {
+    let (fake, cli) = setup();
+    let child = cli
+        .command(&["exec", "web", "--", "hang"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Start and end of input arrive first; the signal handlers are in by then.
+    wait_for_control(&fake, 2);
+    interrupt(&child);
+    // The first interrupt is forwarded as always.
+    wait_for_control(&fake, 3);
+    assert!(
+        matches!(&fake.seen().exec_control[2], ExecClientMsg::Signal { signal } if signal == "INT"),
+        "{:?}",
+        fake.seen().exec_control
+    );
+    interrupt(&child);
+    let run = finish(child.wait_with_output().unwrap());
+    run.expect(130);
+    assert_eq!(
+        run.stderr,
+        "note: interrupted twice without an answer from the server; leaving \
+         (the command may still run in web)\n"
+    );
+    assert_eq!(
+        fake.seen().exec_control.len(),
+        3,
+        "the second one is not sent"
+    );
 }

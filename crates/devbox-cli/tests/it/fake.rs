@@ -15,10 +15,11 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use devbox_model::api::{
-    CreateDevbox, Devbox, ErrorBody, ErrorCode, ErrorDetail, ExecClientMsg, ExecServerMsg, Image,
-    LayerInfo, ProgressEvent, PullRequest, stream,
+    CommandStatus, CreateDevbox, Devbox, ErrorBody, ErrorCode, ErrorDetail, ExecClientMsg,
+    ExecServerMsg, Image, LayerInfo, LogsQuery, ProgressEvent, PullRequest, StopQuery,
+    UpdateDevbox, stream,
 };
-use devbox_model::{Resources, State as DevboxState};
+use devbox_model::{ByteSize, Resources, State as DevboxState};
 use futures::{SinkExt, StreamExt};
 
 /// The token the fake accepts.
@@ -30,6 +31,7 @@ pub struct Seen {
     /// `METHOD path?query` of every request, as it arrived (still encoded).
     pub requests: Vec<String>,
     pub created: Vec<CreateDevbox>,
+    pub updates: Vec<UpdateDevbox>,
     pub pulls: Vec<PullRequest>,
     /// Query string and body of every import.
     pub imports: Vec<(String, Vec<u8>)>,
@@ -82,7 +84,7 @@ fn router(seen: Shared) -> Router {
         .route("/api/v1/devboxes", get(list_devboxes).post(create_devbox))
         .route(
             "/api/v1/devboxes/{name}",
-            get(get_devbox).delete(delete_devbox),
+            get(get_devbox).delete(delete_devbox).patch(update_devbox),
         )
         .route("/api/v1/devboxes/{name}/logs", get(logs))
         .route("/api/v1/devboxes/{name}/exec/ws", get(exec_ws))
@@ -166,6 +168,17 @@ pub fn image(reference: &str) -> Image {
     }
 }
 
+/// A devbox whose container died on its own: the kernel killed its startup
+/// command for lack of memory.
+pub fn oom_killed(name: &str) -> Devbox {
+    let mut d = devbox(name, DevboxState::Stopped);
+    d.reason = Some("exited with 137: out of memory".into());
+    d.oom_kills = 1;
+    d.command = Some(vec!["/bin/sh".into(), "-c".into(), "make run".into()]);
+    d.command_status = Some(CommandStatus::Exited { code: 137 });
+    d
+}
+
 /// The exact bytes `GET /api/v1/devboxes` answers, for `--json` checks.
 pub fn devbox_list_body() -> String {
     let mut list = vec![devbox("web", DevboxState::Running)];
@@ -174,6 +187,7 @@ pub fn devbox_list_body() -> String {
     db.resources.memory = devbox_model::ByteSize::mib(512);
     db.resources.cpus = 0.5;
     list.push(db);
+    list.push(oom_killed("oom"));
     // Fixed times, so the body is the same on every call.
     for d in &mut list {
         d.created_at = "2026-01-01T00:00:00Z".parse().unwrap();
@@ -226,11 +240,83 @@ async fn create_devbox(State(seen): State<Shared>, body: Bytes) -> Response {
 }
 
 async fn get_devbox(Path(name): Path<String>) -> Response {
-    if name == "web" {
-        axum::Json(devbox("web", DevboxState::Running)).into_response()
-    } else {
-        not_found(&name)
+    match name.as_str() {
+        "web" => axum::Json(devbox("web", DevboxState::Running)).into_response(),
+        "oom" => axum::Json(oom_killed("oom")).into_response(),
+        _ => not_found(&name),
     }
+}
+
+/// What the fake's running devbox `web` uses now, below which its memory
+/// limit cannot go.
+pub const WEB_MEMORY_USAGE: ByteSize = ByteSize::mib(100);
+
+/// `PATCH`, as the server does it: limits change at once, `env` and
+/// `command` of a running devbox wait for its next start (`pending`). `web`
+/// runs, `idle` is stopped, `busy` is starting.
+async fn update_devbox(
+    State(seen): State<Shared>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let req: UpdateDevbox = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidArgument,
+                &e.to_string(),
+            );
+        }
+    };
+    seen.lock().unwrap().updates.push(req.clone());
+    let mut d = match name.as_str() {
+        "web" => devbox("web", DevboxState::Running),
+        "idle" => devbox("idle", DevboxState::Stopped),
+        "busy" => {
+            return error(
+                StatusCode::CONFLICT,
+                ErrorCode::Conflict,
+                "cannot update devbox while it is starting; try again when it is running",
+            );
+        }
+        _ => return not_found(&name),
+    };
+    let running = d.state == DevboxState::Running;
+    if let Some(memory) = req.memory.map(ByteSize) {
+        if running && memory < WEB_MEMORY_USAGE {
+            return error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidArgument,
+                &format!(
+                    "cannot lower the memory limit of devbox \"{name}\" to {memory}: it uses \
+                     {WEB_MEMORY_USAGE} now; give it at least that, or stop it first"
+                ),
+            );
+        }
+        d.resources.memory = memory;
+    }
+    if let Some(cpus) = req.cpus {
+        d.resources.cpus = cpus;
+    }
+    if let Some(pids) = req.pids {
+        d.resources.pids = pids;
+    }
+    if !req.env.is_empty() || !req.unset_env.is_empty() {
+        d.env.retain(|e| !req.unset_env.contains(&e.key));
+        d.env.retain(|e| !req.env.iter().any(|n| n.key == e.key));
+        d.env.extend(req.env.iter().cloned());
+        if running {
+            d.pending.push("env".into());
+        }
+    }
+    if let Some(command) = req.command {
+        d.command = (!command.is_empty()).then_some(command);
+        if running {
+            d.pending.push("command".into());
+        }
+    }
+    axum::Json(d).into_response()
 }
 
 async fn delete_devbox(Path(name): Path<String>) -> Response {
@@ -241,7 +327,14 @@ async fn delete_devbox(Path(name): Path<String>) -> Response {
     }
 }
 
-async fn lifecycle(Path((name, op)): Path<(String, String)>) -> Response {
+/// `start`, `stop` and `restart`. Besides `web`: `busy` is in another
+/// operation; `slow` has processes that ignore SIGTERM, so a stop takes its
+/// whole timeout (at most 3 s here); `failing`'s startup command exits 3 at
+/// once, `unstartable`'s cannot start, and `oneshot`'s succeeds at once.
+async fn lifecycle(
+    Path((name, op)): Path<(String, String)>,
+    Query(q): Query<StopQuery>,
+) -> Response {
     if name == "busy" {
         return error(
             StatusCode::CONFLICT,
@@ -249,23 +342,40 @@ async fn lifecycle(Path((name, op)): Path<(String, String)>) -> Response {
             "cannot stop devbox while it is starting; try again when it is running",
         );
     }
-    if name != "web" {
-        return not_found(&name);
+    let command_status = match name.as_str() {
+        "web" | "slow" => CommandStatus::Running,
+        "failing" => CommandStatus::Exited { code: 3 },
+        "unstartable" => CommandStatus::Failed {
+            message: "/bin/sh: no such file or directory".into(),
+        },
+        "oneshot" => CommandStatus::Exited { code: 0 },
+        _ => return not_found(&name),
+    };
+    let stopping = matches!(op.as_str(), "stop" | "restart");
+    if name == "slow" && stopping {
+        let secs = q.timeout.unwrap_or(10).min(3);
+        tokio::time::sleep(Duration::from_secs(secs)).await;
     }
-    let state = match op.as_str() {
-        "start" | "restart" => DevboxState::Running,
-        "stop" => DevboxState::Stopped,
+    let mut d = match op.as_str() {
+        "start" | "restart" => devbox(&name, DevboxState::Running),
+        "stop" => devbox(&name, DevboxState::Stopped),
         _ => return error(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such route"),
     };
-    axum::Json(devbox(&name, state)).into_response()
+    d.command = Some(vec!["/bin/sh".into(), "-c".into(), "serve".into()]);
+    d.command_status = Some(command_status);
+    axum::Json(d).into_response()
 }
 
-/// Answers in pieces with pauses, as a following log does.
-async fn logs(Path(name): Path<String>) -> Response {
+/// Answers in pieces with pauses, as a following log does; a followed log
+/// ends when the devbox stops, as the server ends it.
+async fn logs(Path(name): Path<String>, Query(q): Query<LogsQuery>) -> Response {
     if name != "web" {
         return not_found(&name);
     }
-    let pieces = ["line 1\nli", "ne 2\n", "line 3\n"];
+    let mut pieces = vec!["line 1\nli", "ne 2\n", "line 3\n"];
+    if q.follow {
+        pieces.extend(["line 4, written later\n", "stopping\n"]);
+    }
     let stream = futures::stream::iter(pieces).then(|p| async move {
         tokio::time::sleep(Duration::from_millis(30)).await;
         Ok::<_, std::io::Error>(Bytes::from_static(p.as_bytes()))
@@ -468,7 +578,8 @@ async fn next_control(ws: &mut WebSocket, seen: &Shared) -> Option<ExecClientMsg
 /// - `resize`: prints the size of the start message, waits for a resize,
 ///   prints it, exits 0;
 /// - `broken`: answers with an error message;
-/// - `vanish`: closes without an exit code.
+/// - `vanish`: closes without an exit code;
+/// - `hang`: records what arrives and never answers, as a stuck server.
 async fn exec_session(mut ws: WebSocket, seen: Shared) {
     let Some(start) = next_control(&mut ws, &seen).await else {
         return;
@@ -544,6 +655,7 @@ async fn exec_session(mut ws: WebSocket, seen: Shared) {
             .await;
         }
         "vanish" => {}
+        "hang" => while next_control(&mut ws, &seen).await.is_some() {},
         other => panic!("the fake does not know {other}"),
     }
     let _ = ws.close().await;

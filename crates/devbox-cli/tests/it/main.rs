@@ -10,3 +10,4 @@ mod errors;
 mod exec;
 mod fake;
 mod images;
+mod update;

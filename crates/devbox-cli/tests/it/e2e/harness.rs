@@ -1,14 +1,11 @@
 //! A real `devbox server` per test, driven through the built `devbox` binary
 //! and its HTTP API, with everything it created removed at the end.
 
+use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-
-/// Each server in this process gets its own bridge and /24, so tests run side by side.
-static NEXT_NET: AtomicU32 = AtomicU32::new(1);
 
 /// Longest any single CLI call may take.
 const CLI_TIMEOUT: Duration = Duration::from_secs(180);
@@ -79,6 +76,54 @@ pub struct Server {
     pub subnet: String,
     pub gateway: String,
     pub bridge: String,
+    /// The claim on network N, released after the network is removed (a
+    /// field drops after `Drop::drop` has run).
+    _net_claim: File,
+}
+
+/// Test network N is bridge `dbxe2eN` with subnet `10.79.N.0/24`.
+const NETWORKS: u32 = 256;
+
+/// Claims a test network for one server: N such that this process holds the
+/// exclusive lock on `/run/devbox-test-net-N.lock` (so no other test process,
+/// in this or another worktree, takes it) and neither the bridge nor an
+/// address or route in the subnet exists (so nothing this test did not create
+/// is used, or removed afterwards). The lock lasts as long as the file.
+pub fn claim_network() -> (u32, File) {
+    use rustix::fs::{FlockOperation, flock};
+    let addresses = ip(&["-o", "-4", "addr", "show"]) + &ip(&["-4", "route", "show"]);
+    for n in 0..NETWORKS {
+        let path = format!("/run/devbox-test-net-{n}.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => continue,
+            Err(e) => panic!("cannot lock {path}: {e}"),
+        }
+        let bridge_exists = Path::new("/sys/class/net")
+            .join(format!("dbxe2e{n}"))
+            .exists();
+        if bridge_exists || addresses.contains(&format!("10.79.{n}.")) {
+            continue;
+        }
+        return (n, file);
+    }
+    panic!(
+        "no free test network: bridges dbxe2e0 to dbxe2e{} exist or are in use; \
+         remove stale ones with `ip link del dbxe2eN`",
+        NETWORKS - 1
+    );
+}
+
+/// The output of `ip ARGS`.
+fn ip(args: &[&str]) -> String {
+    let out = Command::new("ip").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn free_port() -> u16 {
@@ -92,7 +137,7 @@ fn free_port() -> u16 {
 impl Server {
     pub fn start() -> Self {
         require_privileges();
-        let n = NEXT_NET.fetch_add(1, Ordering::SeqCst);
+        let (n, claim) = claim_network();
         let listen = format!("127.0.0.1:{}", free_port());
         let mut s = Server {
             child: None,
@@ -105,6 +150,7 @@ impl Server {
             subnet: format!("10.79.{n}.0/24"),
             gateway: format!("10.79.{n}.1"),
             bridge: format!("dbxe2e{n}"),
+            _net_claim: claim,
         };
         s.spawn();
         s

@@ -151,4 +151,11 @@ fn a_devbox_keeps_its_files_across_stop_and_start_and_leaves_nothing_when_delete
     assert_eq!(s.json(&["ls", "--json"]), serde_json::json!([]));
     let left = leftovers(&s, &id);
     assert!(left.is_empty(), "deleting devbox web left behind: {left:?}");
+    // The server's stderr is a file here: no colour codes in it.
+    let log = s.log();
+    assert!(log.contains("listening on"), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "colour codes in the server log:\n{log}"
+    );
 }

@@ -4,6 +4,7 @@
 mod errors;
 mod harness;
 mod lifecycle;
+mod network;
 mod pty;
 mod pull;
 mod reconcile;
