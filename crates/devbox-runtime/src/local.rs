@@ -191,10 +191,7 @@ impl LocalRuntime {
     }
 
     fn watched(&self) -> std::sync::MutexGuard<'_, HashSet<DevboxId>> {
-        self.inner
-            .watched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.inner.watched.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The node's store of unpacked layers, shared by every devbox.
@@ -328,19 +325,24 @@ impl LocalRuntime {
         Ok(())
     }
 
-    /// Whether the container runs, as far as runc knows; an error counts as
-    /// not running (a followed log then ends rather than hanging forever).
-    fn liveness(&self, id: &DevboxId) -> logs::Liveness {
+    /// Whether the run that is current now goes on: the container runs with
+    /// the same init (a restart in between counts as an end). An error
+    /// counts as an end, so a followed log ends rather than hanging forever.
+    async fn liveness(&self, id: &DevboxId) -> Result<logs::Liveness, RuntimeError> {
+        let run = match self.inner.runc.state(id).await? {
+            Some(Status::Running(pid) | Status::Paused(pid)) => Some(pid),
+            _ => None,
+        };
         let (rt, id) = (self.clone(), id.clone());
-        Box::new(move || {
+        Ok(Box::new(move || {
             let (rt, id) = (rt.clone(), id.clone());
             Box::pin(async move {
-                matches!(
-                    rt.inner.runc.state(&id).await,
-                    Ok(Some(Status::Running(_) | Status::Paused(_)))
-                )
+                match (run, rt.inner.runc.state(&id).await) {
+                    (Some(pid), Ok(Some(Status::Running(now) | Status::Paused(now)))) => now == pid,
+                    _ => false,
+                }
             })
-        })
+        }))
     }
 
     /// Creates the devbox's directories. A new upper directory takes the
@@ -624,7 +626,7 @@ impl Runtime for LocalRuntime {
         let p = self.inner.paths.devbox(id);
         let current = p.console_log();
         let older = current.with_extension("log.1");
-        logs::stream(current, older, opts, self.liveness(id))
+        logs::stream(current, older, opts, self.liveness(id).await?)
     }
 
     async fn connect(&self, id: &DevboxId, port: u16) -> Result<Box<dyn Connection>, RuntimeError> {

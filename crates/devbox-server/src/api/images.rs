@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use axum::{Extension, Json};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use devbox_image::Origin;
 use devbox_model::ImageRef;
 use devbox_model::api::{

@@ -376,6 +376,18 @@ impl Follower {
         }
         false
     }
+
+    /// Waits up to 30 s for `devbox logs -f` to end by itself; its exit status.
+    pub fn wait_end(&mut self) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
 }
 
 impl Drop for Follower {

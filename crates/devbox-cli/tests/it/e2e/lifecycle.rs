@@ -126,15 +126,28 @@ fn a_devbox_keeps_its_files_across_stop_and_start_and_leaves_nothing_when_delete
     s.ok(&["start", "web"]);
     s.ok(&["start", "web"]); // idempotent
     assert_eq!(s.ok(&["exec", "web", "--", "cat", "/root/x"]), "hi\n");
-    // A followed log shows what the next start writes.
-    let follower = s.follow_logs("web");
-    s.ok(&["restart", "web"]);
-    let seen = follower.wait_for("started with FOO=bar", 2);
+    // A followed log ends, as docker's does, once the devbox stops, after
+    // the last words of its run; the next run's output follows in the log.
+    let mut follower = s.follow_logs("web");
     assert!(
-        seen,
-        "devbox logs -f did not show the restart's output: {}",
+        follower.wait_for("started with FOO=bar", 2),
+        "{}",
         follower.text()
     );
+    s.ok(&["restart", "web"]);
+    let ended = follower.wait_end();
+    assert!(
+        ended.is_some_and(|st| st.success()),
+        "devbox logs -f did not end with the stop: {ended:?}, {}",
+        follower.text()
+    );
+    assert!(
+        follower.text().contains("devbox-agent: stopping"),
+        "{}",
+        follower.text()
+    );
+    let logs = s.ok(&["logs", "web"]);
+    assert_eq!(logs.matches("started with FOO=bar").count(), 3, "{logs}");
     assert_eq!(s.ok(&["exec", "web", "--", "cat", "/root/x"]), "hi\n");
 
     let list = s.json(&["ls", "--json"]);
