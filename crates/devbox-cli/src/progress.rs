@@ -228,9 +228,10 @@ mod tests {
         let e = handle_line(err, &mut bars, false).unwrap_err();
         assert_eq!(e.to_string(), "manifest unknown");
         assert_eq!(crate::client::error::exit_code(&e), 3);
+        let digest = format!("sha256:{}", "e".repeat(64));
         let done = serde_json::json!({"type":"done","image":{
             "reference":"busybox:1","repository":"busybox","tag":"1",
-            "digest":"sha256:x","size":5,"layers":1,"created_at":"2026-01-01T00:00:00Z"}});
+            "digest":digest,"size":5,"layers":1,"created_at":"2026-01-01T00:00:00Z"}});
         let img = handle_line(done.to_string().as_bytes(), &mut bars, false)
             .unwrap()
             .unwrap();

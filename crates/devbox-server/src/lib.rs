@@ -57,9 +57,6 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create data directory {}", data.display()))?;
     // Before anything else touches the directory.
     let _lock = datadir::lock(data)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let tmp_dir = data.join("tmp");
     // Leftover uploads of a previous run are garbage.
     let _ = std::fs::remove_dir_all(&tmp_dir);
@@ -103,6 +100,11 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .await
         .context("cannot reconcile devboxes with the runtime")?;
     let reconciler = reconcile::spawn(state.clone());
+
+    // Listening last: a client that can connect finds everything ready.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
 
     tracing::info!(
         "devbox server listening on http://{}",

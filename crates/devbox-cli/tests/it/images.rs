@@ -169,9 +169,11 @@ fn a_tar_file_is_uploaded_byte_for_byte() {
         seen.imports[0].1 == content,
         "the upload differs from the file"
     );
+    // The server is told where the upload came from, for its messages.
     assert!(
-        seen.requests
-            .contains(&"POST /api/v1/images/import?name=base%3A1".to_owned()),
+        seen.requests.iter().any(|r| r
+            .starts_with("POST /api/v1/images/import?name=base%3A1&source=")
+            && r.ends_with("image.tar.zst")),
         "{:?}",
         seen.requests
     );
