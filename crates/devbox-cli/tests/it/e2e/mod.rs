@@ -3,6 +3,7 @@
 
 mod errors;
 mod harness;
+mod images;
 mod lifecycle;
 mod network;
 mod pty;
