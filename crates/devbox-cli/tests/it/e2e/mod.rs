@@ -10,3 +10,4 @@ mod pty;
 mod pull;
 mod reconcile;
 mod restart;
+mod update;
