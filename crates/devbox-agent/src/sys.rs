@@ -1,6 +1,7 @@
 //! The system calls the agent needs that `rustix` does not offer safely:
-//! blocking signals and waiting for them synchronously, and signalling every
-//! process of the devbox. Each is a thin wrapper around one libc call.
+//! blocking signals and waiting for them synchronously, signalling every
+//! process of the devbox, and, for shim mode, forking and closing inherited
+//! descriptors. Each is a thin wrapper around one libc call.
 //!
 //! Waiting synchronously (instead of installing handlers) keeps PID 1 simple:
 //! a blocked signal stays pending until `sigtimedwait` collects it, so none is
@@ -73,6 +74,40 @@ impl SignalSet {
 pub fn kill_all(sig: i32) -> io::Result<()> {
     // SAFETY: kill has no memory-safety preconditions.
     if unsafe { libc::kill(-1, sig) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Which side of a [`fork`] the caller is on.
+#[derive(Debug)]
+pub enum Forked {
+    Parent,
+    Child,
+}
+
+/// Forks the process.
+#[allow(unsafe_code)]
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: the agent forks only in shim mode, before it has started any
+    // thread, so the child cannot inherit a lock held by another thread and
+    // may go on running ordinary Rust code.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        _ => Ok(Forked::Parent),
+    }
+}
+
+/// Closes every descriptor above standard error, whatever opened it: the
+/// shim must not keep any of its starter's files open for the life of a
+/// container.
+#[allow(unsafe_code)]
+pub fn close_inherited() -> io::Result<()> {
+    // SAFETY: called first in shim mode, before the program opens anything,
+    // so no `File` or `OwnedFd` of this program owns a descriptor above 2;
+    // closing descriptors nothing owns cannot invalidate one.
+    if unsafe { libc::close_range(3, libc::c_uint::MAX, 0) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
