@@ -18,12 +18,12 @@ use crate::config::{RuntimeConfig, validate_bridge};
 use crate::error::RuntimeError;
 use crate::exec::ExecProcess;
 use crate::layers::LayerStore;
-use crate::network::{self, Network};
+use crate::network::{self, BridgeClaim, Network};
 use crate::paths::{DevboxPaths, Paths};
 use crate::runc::{Runc, Status};
 use crate::runtime::{ContainerState, ExecSpec, Runtime, StartSpec};
 use crate::stub::{self, StubError};
-use crate::{agent, hostfiles, overlay, sys, users};
+use crate::{agent, command_status, hostfiles, overlay, shim, sys, users};
 
 /// How long a container may take to die after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -39,6 +39,8 @@ pub struct LocalRuntime {
     layers: LayerStore,
     runc: Runc,
     network: Network,
+    /// Held for the runtime's life: no other runtime may use its bridge.
+    _bridge: BridgeClaim,
     nofile: u64,
 }
 
@@ -147,7 +149,8 @@ impl LocalRuntime {
             bridge: config.bridge.clone(),
             subnet: config.subnet,
         };
-        network.ensure_host().await?;
+        let bridge = network::claim(&config.bridge, &paths.root)?;
+        network.ensure_host(&bridge).await?;
         let runc = Runc {
             bin: runc_bin,
             root: paths.runc_root(),
@@ -158,6 +161,7 @@ impl LocalRuntime {
             layers,
             runc,
             network,
+            _bridge: bridge,
             nofile: grantable_nofile(),
         })
     }
@@ -228,8 +232,12 @@ impl LocalRuntime {
             }
             self.runc.delete(id).await?;
         }
-        self.network.detach(id).await?;
         let p = self.paths.devbox(id);
+        shim::wait_gone(id, &p).await?;
+        if let Some(exit) = shim::read_exit(&p) {
+            tracing::info!(devbox = %id, code = exit.code, oom_killed = exit.oom_killed, "its last run ended");
+        }
+        self.network.detach(id).await?;
         let rootfs = p.rootfs();
         sys::unmount_all(&rootfs).map_err(|source| RuntimeError::Unmount {
             id: id.clone(),
@@ -303,9 +311,14 @@ impl LocalRuntime {
             let path = p.etc_file(name);
             fs::write(&path, content).map_err(RuntimeError::io("write", &path))
         };
-        write("hosts", hostfiles::hosts(spec.ip, &spec.hostname))?;
-        write("hostname", hostfiles::hostname(&spec.hostname))?;
-        write("resolv.conf", hostfiles::resolv_conf()?)?;
+        for file in bundle::EtcFile::ALL {
+            let content = match file {
+                bundle::EtcFile::Hosts => hostfiles::hosts(spec.ip, &spec.hostname),
+                bundle::EtcFile::Hostname => hostfiles::hostname(&spec.hostname),
+                bundle::EtcFile::ResolvConf => hostfiles::resolv_conf()?,
+            };
+            write(file.name(), content)?;
+        }
 
         let mut visible = vec![p.upper()];
         visible.extend(layer_dirs.iter().cloned());
@@ -342,6 +355,8 @@ impl LocalRuntime {
             }
         })?;
 
+        command_status::reset(&p.run(), user.uid, user.gid)?;
+
         self.network.attach(id, spec.ip).await?;
 
         let oci = bundle::spec(&BundleInput {
@@ -350,6 +365,7 @@ impl LocalRuntime {
             rootfs: p.rootfs(),
             agent: self.paths.agent(),
             etc: p.etc(),
+            run: p.run(),
             netns: network::netns_path(id),
             resources: &spec.resources,
             env: &spec.env,
@@ -366,9 +382,7 @@ impl LocalRuntime {
         let json = serde_json::to_vec_pretty(&oci).expect("a runtime spec serializes");
         fs::write(&config, json).map_err(RuntimeError::io("write", &config))?;
 
-        self.runc
-            .run_detached(id, &p.bundle(), &p.console_log(), &p.runc_log())
-            .await
+        shim::run_detached(&self.runc, id, &self.paths, self.config.console_log_max).await
     }
 }
 
