@@ -33,7 +33,7 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::fs::{FlockOperation, flock};
 use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, pipe_with};
-use rustix::process::{Pid, PidfdFlags, WaitOptions, pidfd_open, waitpid};
+use rustix::process::{Pid, PidfdFlags, WaitOptions, pidfd_open, wait};
 
 use crate::args::ShimArgs;
 use crate::console::Console;
@@ -284,7 +284,8 @@ impl Supervisor {
     /// it ended. Other children are orphans runc left behind.
     fn reap(&self) -> Option<i32> {
         let mut init = None;
-        while let Ok(Some((pid, status))) = waitpid(None, WaitOptions::NOHANG) {
+        // Any child: the container's init leads a process group of its own.
+        while let Ok(Some((pid, status))) = wait(WaitOptions::NOHANG) {
             if pid == self.init {
                 init = Some(status.as_raw());
             }

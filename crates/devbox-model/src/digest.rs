@@ -184,7 +184,10 @@ mod tests {
     fn digests_are_json_strings_and_validated_on_the_way_in() {
         let d: Digest = EMPTY.parse().unwrap();
         assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{EMPTY}\""));
-        assert_eq!(serde_json::from_str::<Digest>(&format!("\"{EMPTY}\"")).unwrap(), d);
+        assert_eq!(
+            serde_json::from_str::<Digest>(&format!("\"{EMPTY}\"")).unwrap(),
+            d
+        );
         let e = serde_json::from_str::<Digest>("\"sha256:nope\"").unwrap_err();
         assert!(e.to_string().contains("invalid digest"), "{e}");
     }

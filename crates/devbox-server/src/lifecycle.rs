@@ -171,7 +171,10 @@ pub fn overlay_env(mut base: Vec<EnvVar>, over: &[EnvVar]) -> Vec<EnvVar> {
 }
 
 async fn start_spec(state: &AppState, devbox: &Devbox) -> ApiResult<StartSpec> {
-    let image = state.images.resolve_digest(devbox.image_digest.as_str()).await?;
+    let image = state
+        .images
+        .resolve_digest(devbox.image_digest.as_str())
+        .await?;
     ensure_layers(state, &image).await?;
     let ip = devbox.ip.parse().map_err(|_| {
         ApiError::internal(format!(

@@ -57,7 +57,10 @@ async fn reconcile_one(state: &AppState, devbox: &Devbox) -> Result<(), ApiError
             }
         }
         Recovery::FinishCreate => {
-            let image = state.images.resolve_digest(devbox.image_digest.as_str()).await?;
+            let image = state
+                .images
+                .resolve_digest(devbox.image_digest.as_str())
+                .await?;
             ensure_layers(state, &image).await?;
             state
                 .store

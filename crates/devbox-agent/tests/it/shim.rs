@@ -24,7 +24,8 @@ if [ ! -f "$bundle/init" ]; then
     echo '{"level":"error","msg":"no init in the bundle"}' >> "$log"
     exit 1
 fi
-sh "$bundle/init" &
+# Like a container's init, in a process group of its own.
+setsid sh "$bundle/init" &
 echo $! > "$pid"
 "#;
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use devbox_model::{ByteSize, Resources};
+use devbox_runtime::cgroup;
 use devbox_runtime::{ContainerState, ExecSpec, LocalRuntime, Runtime, RuntimeError, Signal};
 use tokio::io::AsyncWriteExt;
 
@@ -12,29 +13,18 @@ use crate::common::*;
 
 const GRACE: Duration = Duration::from_secs(5);
 
-fn cgroup_file(id: &devbox_model::DevboxId, controller: &str, file: &str) -> String {
-    let p = Path::new("/sys/fs/cgroup")
-        .join(controller)
-        .join("devbox")
-        .join(id.as_str())
-        .join(file);
-    std::fs::read_to_string(&p)
-        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
-        .trim()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let layer = busybox_layer(rt.layers());
     let id = new_id();
     let _cleanup = Cleanup {
         rt: &rt,
         ids: vec![id.clone()],
     };
-    let mut spec = start_spec(&id, "box-one", &layer, "10.78.0.10");
+    let mut spec = start_spec(&id, "box-one", &layer, &net.ip(10));
     spec.command = Some(vec![
         "sh".into(),
         "-c".into(),
@@ -85,13 +75,21 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
     let out = exec(&rt, &id, &["hostname"]).await;
     assert_eq!(out.stdout, "box-one\n");
     let out = exec(&rt, &id, &["cat", "/etc/hosts"]).await;
-    assert!(out.stdout.contains("10.78.0.10\tbox-one"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("{}\tbox-one", net.ip(10))),
+        "{}",
+        out.stdout
+    );
     let out = exec(&rt, &id, &["sh", "-c", "echo x > /etc/hosts"]).await;
     assert_ne!(out.code, 0, "/etc/hosts must be read-only");
-    let out = exec(&rt, &id, &["ping", "-c", "1", "-W", "5", GATEWAY]).await;
+    let out = exec(&rt, &id, &["ping", "-c", "1", "-W", "5", &net.gateway()]).await;
     assert_eq!(out.code, 0, "ping the gateway: {out:?}");
     let out = exec(&rt, &id, &["ip", "-4", "addr", "show", "eth0"]).await;
-    assert!(out.stdout.contains("10.78.0.10/24"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("{}/24", net.ip(10))),
+        "{}",
+        out.stdout
+    );
 
     // Users: a name from the image, and root's capabilities are the default set.
     let out = exec_as(&rt, &id, Some("dev"), &["id"]).await;
@@ -143,24 +141,24 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
     );
 
     // Cgroup limits, then changed in place.
+    assert_eq!(cgroup::memory_limit(&id).unwrap(), Some(256 << 20));
     assert_eq!(
-        cgroup_file(&id, "memory", "memory.limit_in_bytes"),
-        (256u64 << 20).to_string()
+        cgroup::cpu_limit(&id).unwrap(),
+        cgroup::CpuLimit {
+            quota: Some(100_000),
+            period: 100_000
+        }
     );
-    assert_eq!(cgroup_file(&id, "cpu", "cpu.cfs_quota_us"), "100000");
-    assert_eq!(cgroup_file(&id, "pids", "pids.max"), "512");
+    assert_eq!(cgroup::pids_limit(&id).unwrap(), Some(512));
     let bigger = Resources {
         cpus: 0.5,
         memory: ByteSize::mib(300),
         pids: 600,
     };
     rt.update(&id, &bigger).await.expect("update");
-    assert_eq!(
-        cgroup_file(&id, "memory", "memory.limit_in_bytes"),
-        (300u64 << 20).to_string()
-    );
-    assert_eq!(cgroup_file(&id, "cpu", "cpu.cfs_quota_us"), "50000");
-    assert_eq!(cgroup_file(&id, "pids", "pids.max"), "600");
+    assert_eq!(cgroup::memory_limit(&id).unwrap(), Some(300 << 20));
+    assert_eq!(cgroup::cpu_limit(&id).unwrap().quota, Some(50_000));
+    assert_eq!(cgroup::pids_limit(&id).unwrap(), Some(600));
 
     // A change survives stop and start.
     let out = exec(&rt, &id, &["sh", "-c", "echo kept > /root/file"]).await;
@@ -187,6 +185,7 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
     // The runtime's mount targets never reach the upper directory.
     for target in [
         ".devbox",
+        ".devbox/run",
         "etc/hosts",
         "etc/hostname",
         "etc/resolv.conf",
@@ -214,15 +213,16 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
 
 #[tokio::test]
 async fn an_exec_on_a_terminal_runs_a_shell_and_follows_resizes() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let layer = busybox_layer(rt.layers());
     let id = new_id();
     let _cleanup = Cleanup {
         rt: &rt,
         ids: vec![id.clone()],
     };
-    rt.start(&start_spec(&id, "box-tty", &layer, "10.78.0.11"))
+    rt.start(&start_spec(&id, "box-tty", &layer, &net.ip(11)))
         .await
         .expect("start");
 
@@ -305,25 +305,26 @@ async fn an_exec_on_a_terminal_runs_a_shell_and_follows_resizes() {
 
 #[tokio::test]
 async fn devboxes_cannot_reach_each_other() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let layer = busybox_layer(rt.layers());
     let (a, b) = (new_id(), new_id());
     let _cleanup = Cleanup {
         rt: &rt,
         ids: vec![a.clone(), b.clone()],
     };
-    rt.start(&start_spec(&a, "box-a", &layer, "10.78.0.20"))
+    rt.start(&start_spec(&a, "box-a", &layer, &net.ip(20)))
         .await
         .expect("start a");
-    rt.start(&start_spec(&b, "box-b", &layer, "10.78.0.21"))
+    rt.start(&start_spec(&b, "box-b", &layer, &net.ip(21)))
         .await
         .expect("start b");
     for id in [&a, &b] {
-        let out = exec(&rt, id, &["ping", "-c", "1", "-W", "5", GATEWAY]).await;
+        let out = exec(&rt, id, &["ping", "-c", "1", "-W", "5", &net.gateway()]).await;
         assert_eq!(out.code, 0, "the gateway is reachable: {out:?}");
     }
-    let out = exec(&rt, &a, &["ping", "-c", "1", "-W", "2", "10.78.0.21"]).await;
+    let out = exec(&rt, &a, &["ping", "-c", "1", "-W", "2", &net.ip(21)]).await;
     assert_ne!(out.code, 0, "box-a reached box-b: {out:?}");
     // Not even through the gateway.
     let out = exec(
@@ -332,7 +333,11 @@ async fn devboxes_cannot_reach_each_other() {
         &[
             "sh",
             "-c",
-            "ip route replace 10.78.0.21 via 10.78.0.1 2>&1; echo $?",
+            &format!(
+                "ip route replace {} via {} 2>&1; echo $?",
+                net.ip(21),
+                net.gateway()
+            ),
         ],
     )
     .await;
@@ -349,17 +354,18 @@ async fn devboxes_cannot_reach_each_other() {
 
 #[tokio::test]
 async fn a_new_runtime_adopts_running_devboxes() {
+    let net = TestNet::claim();
     let root = temp_root();
     let id = new_id();
     {
-        let rt = runtime(root.path()).await;
+        let rt = runtime(root.path(), &net).await;
         let layer = busybox_layer(rt.layers());
-        let mut spec = start_spec(&id, "box-adopt", &layer, "10.78.0.30");
+        let mut spec = start_spec(&id, "box-adopt", &layer, &net.ip(30));
         spec.command = Some(vec!["sleep".into(), "1000".into()]);
         rt.start(&spec).await.expect("start");
     }
     // The first runtime is gone, as after a restart of the server.
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let _cleanup = Cleanup {
         rt: &rt,
         ids: vec![id.clone()],
@@ -391,8 +397,9 @@ async fn assert_rolled_back(rt: &LocalRuntime, root: &Path, id: &devbox_model::D
 
 #[tokio::test]
 async fn failed_starts_leave_nothing_behind() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let layer = busybox_layer(rt.layers());
 
     // Refused before anything is set up.
@@ -401,17 +408,17 @@ async fn failed_starts_leave_nothing_behind() {
         rt: &rt,
         ids: vec![id.clone(), id2.clone()],
     };
-    let mut spec = start_spec(&id, "box-bad", &layer, "10.78.0.1");
+    let mut spec = start_spec(&id, "box-bad", &layer, &net.ip(1));
     let e = rt.start(&spec).await.unwrap_err();
     assert!(matches!(e, RuntimeError::InvalidAddress { .. }), "{e}");
-    spec.ip = "10.78.0.40".parse().unwrap();
+    spec.ip = net.ip(40).parse().unwrap();
     spec.layers.push(sha256(b"not stored"));
     let e = rt.start(&spec).await.unwrap_err();
     assert!(matches!(e, RuntimeError::LayerMissing { .. }), "{e}");
     assert!(!root.path().join("devboxes").join(id.as_str()).exists());
 
     // An unknown user fails once the root filesystem is mounted.
-    let mut spec = start_spec(&id, "box-bad", &layer, "10.78.0.40");
+    let mut spec = start_spec(&id, "box-bad", &layer, &net.ip(40));
     spec.user = Some("ghost".into());
     let e = rt.start(&spec).await.unwrap_err();
     assert!(
@@ -423,7 +430,7 @@ async fn failed_starts_leave_nothing_behind() {
     // runc fails after the network is up: the working directory cannot be
     // created under a file.
     let id = id2;
-    let mut spec = start_spec(&id, "box-bad", &layer, "10.78.0.41");
+    let mut spec = start_spec(&id, "box-bad", &layer, &net.ip(41));
     spec.workdir = "/etc/passwd/sub".into();
     let e = rt.start(&spec).await.unwrap_err();
     assert!(matches!(e, RuntimeError::RuncStart { .. }), "{e}");
@@ -433,15 +440,16 @@ async fn failed_starts_leave_nothing_behind() {
 
 #[tokio::test]
 async fn a_stopped_devboxs_upper_directory_becomes_a_lower_layer() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let base = busybox_layer(rt.layers());
     let id = new_id();
     let _cleanup = Cleanup {
         rt: &rt,
         ids: vec![id.clone()],
     };
-    let spec = start_spec(&id, "box-commit", &base, "10.78.0.50");
+    let spec = start_spec(&id, "box-commit", &base, &net.ip(50));
     rt.start(&spec).await.expect("start");
     let out = exec(
         &rt,

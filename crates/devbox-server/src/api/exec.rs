@@ -53,7 +53,10 @@ async fn exec_spec(
     if cmd.is_empty() || cmd[0].is_empty() {
         return Err(ApiError::invalid("cmd must name a command"));
     }
-    let image = state.images.resolve_digest(devbox.image_digest.as_str()).await?;
+    let image = state
+        .images
+        .resolve_digest(devbox.image_digest.as_str())
+        .await?;
     let merged = overlay_env(merge_env(&image.config.env, &devbox.env), env);
     let workdir = workdir
         .or(image.config.working_dir.clone())
