@@ -83,7 +83,10 @@ pub fn run(args: InitArgs) -> io::Result<()> {
 /// standard streams and environment.
 fn spawn(command: &[OsString], status: &mut StatusFile) -> Option<Pid> {
     let (program, args) = command.split_first()?;
-    match Command::new(program).args(args).process_group(0).spawn() {
+    let mut cmd = Command::new(program);
+    cmd.args(args).process_group(0);
+    sys::unblock_signals_in_child(&mut cmd);
+    match cmd.spawn() {
         Ok(child) => {
             status.write(&CommandStatus::Running);
             Some(Pid::from_child(&child))

@@ -41,8 +41,7 @@ impl SignalSet {
     }
 
     /// Blocks the signals of the set for this (single-threaded) process.
-    /// Children start with an empty mask again: `std::process::Command`
-    /// resets it before running the program.
+    /// Children inherit the mask: start them with [`unblock_signals_in_child`].
     #[allow(unsafe_code)]
     pub fn block(&self) -> io::Result<()> {
         // SAFETY: the set is initialised and the old-set pointer may be null.
@@ -66,6 +65,29 @@ impl SignalSet {
         let sig = unsafe { libc::sigtimedwait(&self.0, std::ptr::null_mut(), &ts) };
         (sig > 0).then_some(sig)
     }
+}
+
+/// Makes `cmd` run its program with no signal blocked. The agent blocks the
+/// signals it waits for, and `std::process::Command` passes that mask on, so
+/// without this a command that never unblocks them itself (say `sleep`)
+/// would never receive the SIGTERM of a stop.
+#[allow(unsafe_code)]
+pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: it calls sigemptyset and
+    // sigprocmask on a stack value and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+            if libc::sigemptyset(set.as_mut_ptr()) != 0
+                || libc::sigprocmask(libc::SIG_SETMASK, set.as_ptr(), std::ptr::null_mut()) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
 }
 
 /// Sends `sig` to every process the agent may signal except itself: as PID 1

@@ -89,8 +89,15 @@ pub(crate) fn reset(dir: &Path, uid: u32, gid: u32) -> Result<(), RuntimeError> 
     // A symlink planted in its place from a devbox cannot be, since the
     // directory itself is the mount's root; chown does not follow one anyway.
     std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(RuntimeError::io("chown", dir))?;
+    // Whatever a devbox left there, a directory included, goes; removing a
+    // tree never follows the symlinks in it.
     let file = dir.join(FILE);
-    match fs::remove_file(&file) {
+    let removed = match fs::symlink_metadata(&file) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(&file),
+        Ok(_) => fs::remove_file(&file),
+        Err(e) => Err(e),
+    };
+    match removed {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(RuntimeError::io("remove", &file)(e)),
@@ -188,6 +195,12 @@ mod tests {
         reset(&run, uid, gid).unwrap();
         assert!(run.is_dir());
         assert_eq!(read(&run), None);
+        // A directory in the report's place, as a devbox may leave one.
+        fs::create_dir_all(run.join(FILE).join("deep")).unwrap();
+        std::os::unix::fs::symlink(dir.path(), run.join(FILE).join("up")).unwrap();
+        reset(&run, uid, gid).unwrap();
+        assert!(!run.join(FILE).exists());
+        assert!(dir.path().is_dir(), "a symlink was followed");
     }
 
     /// Runs the embedded agent (not as PID 1) with a startup command and

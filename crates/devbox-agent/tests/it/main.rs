@@ -105,6 +105,26 @@ fn forwards_sigterm_to_the_command() {
 }
 
 #[test]
+fn sigterm_reaches_a_command_that_does_not_handle_it() {
+    // `sleep` neither handles nor unblocks SIGTERM: it must not inherit the
+    // agent's blocked signals, or a stop would wait for it in vain.
+    let mut child = agent(&["--", "sleep", "60"]);
+    let err = collect(child.stderr.take().unwrap());
+    thread::sleep(Duration::from_millis(300));
+    term(&child);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(30)).code(),
+        Some(0)
+    );
+    let err = err.join().unwrap();
+    assert!(
+        err.contains("devbox-agent: command was killed by signal 15"),
+        "{err}"
+    );
+    assert!(!err.contains("still running"), "{err}");
+}
+
+#[test]
 fn reaps_orphans_of_the_command() {
     // The command leaves a background process behind and exits; the agent
     // adopts the orphan and must reap it when it ends, leaving no zombie.
