@@ -135,8 +135,8 @@ pub enum RuntimeError {
     RuncStart { id: DevboxId, message: String },
     #[error("devbox {id} is not running")]
     NotRunning { id: DevboxId },
-    #[error("devbox {id}: its shim (pid {pid:?}) is still running after SIGKILL")]
-    ShimStuck { id: DevboxId, pid: Option<u32> },
+    #[error("devbox {id}: its shim (pid {pid}) is still running after SIGKILL")]
+    ShimStuck { id: DevboxId, pid: String },
     #[error("devbox {id} still runs {waited:?} after SIGKILL")]
     StopTimeout { id: DevboxId, waited: Duration },
     #[error("devbox {id}: the upper directory cannot become a layer while the devbox runs")]

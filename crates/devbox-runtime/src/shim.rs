@@ -37,6 +37,9 @@ const MAX_EXIT_FILE: u64 = 4096;
 /// the init exits.
 const SHIM_WAIT: Duration = Duration::from_secs(10);
 
+/// How long a killed shim may take to exit.
+const KILLED_WAIT: Duration = Duration::from_secs(2);
+
 /// How a devbox's init ended, as its shim recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -198,7 +201,7 @@ fn holder(paths: &DevboxPaths) -> Result<Option<Option<u32>>, RuntimeError> {
 /// shim of an old run writes into the next one; a shim still there after
 /// [`SHIM_WAIT`] is killed.
 pub(crate) async fn wait_gone(id: &DevboxId, paths: &DevboxPaths) -> Result<(), RuntimeError> {
-    let deadline = Instant::now() + SHIM_WAIT;
+    let mut deadline = Instant::now() + SHIM_WAIT;
     let mut killed = false;
     loop {
         let Some(pid) = holder(paths)? else {
@@ -208,7 +211,7 @@ pub(crate) async fn wait_gone(id: &DevboxId, paths: &DevboxPaths) -> Result<(), 
             if killed {
                 return Err(RuntimeError::ShimStuck {
                     id: id.clone(),
-                    pid,
+                    pid: pid.map_or_else(|| "unknown".to_owned(), |p| p.to_string()),
                 });
             }
             // The lock is held, so the PID inside is the shim's own: it
@@ -218,6 +221,7 @@ pub(crate) async fn wait_gone(id: &DevboxId, paths: &DevboxPaths) -> Result<(), 
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             }
             killed = true;
+            deadline = Instant::now() + KILLED_WAIT;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
