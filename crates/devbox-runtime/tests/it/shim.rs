@@ -139,8 +139,12 @@ async fn memory_over_the_limit_counts_oom_kills_and_an_oom_killed_pid_1_says_so(
     let pid = init_pid(&rt, &id).await;
 
     // Make the agent the OOM killer's first choice: now PID 1 dies of it.
+    // The memory goes to four processes, 12 MiB each, held while their
+    // pipe is full: a victim is chosen by its own size (the pages of its
+    // program included), and none of them comes near the agent's weight.
     std::fs::write(format!("/proc/{pid}/oom_score_adj"), "1000").unwrap();
-    let _ = exec(&rt, &id, &hog).await;
+    let hogs = "for i in 1 2 3 4; do dd if=/dev/zero bs=12M count=1 | sleep 60 & done; wait";
+    let _ = exec(&rt, &id, &["sh", "-c", hogs]).await;
     let record = wait_for("the exit record", Duration::from_secs(20), || {
         exit_record(root.path(), &id)
     })
