@@ -1,39 +1,201 @@
-//! Command-line parsing: everything after `--` is the startup command.
+//! Command-line parsing for the agent's two modes.
+//!
+//! - init (the default): `devbox-agent [--status-dir DIR] [-- COMMAND [ARG...]]`,
+//!   where everything after `--` is the startup command;
+//! - shim: `devbox-agent shim --runc BIN --root DIR --id ID --bundle DIR
+//!   --runc-log FILE --pid-file FILE --console FILE --console-max BYTES
+//!   --exit-file FILE --lock-file FILE [--oom-file FILE]`.
+//!
+//! Parsing is strict: an unknown, repeated or missing option is refused, so
+//! a runtime and an agent of different versions fail loudly instead of
+//! half-working.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::path::PathBuf;
 
-/// The arguments were not `[-- COMMAND [ARG...]]`.
+/// Where the agent reports its startup command unless told otherwise: the
+/// directory the runtime bind-mounts read-write into every devbox.
+pub const STATUS_DIR: &str = "/.devbox/run";
+
+const INIT_USAGE: &str = "devbox-agent [--status-dir DIR] [-- COMMAND [ARG...]]";
+const SHIM_USAGE: &str = "devbox-agent shim --runc BIN --root DIR --id ID --bundle DIR \
+     --runc-log FILE --pid-file FILE --console FILE --console-max BYTES --exit-file FILE \
+     --lock-file FILE [--oom-file FILE]";
+
+/// The arguments did not match either usage.
 #[derive(Debug, PartialEq, Eq)]
-pub struct UsageError(pub OsString);
+pub struct UsageError {
+    problem: String,
+    usage: &'static str,
+}
 
 impl fmt::Display for UsageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unexpected argument {:?}; usage: devbox-agent [-- COMMAND [ARG...]]",
-            self.0
-        )
+        write!(f, "{}; usage: {}", self.problem, self.usage)
     }
 }
 
-/// Returns the startup command, or `None` when the agent should only wait.
-pub fn parse(
-    args: impl IntoIterator<Item = OsString>,
-) -> Result<Option<Vec<OsString>>, UsageError> {
-    let mut args = args.into_iter();
-    match args.next() {
-        None => Ok(None),
-        Some(first) if first == "--" => {
-            let command: Vec<OsString> = args.collect();
-            Ok(if command.is_empty() {
-                None
-            } else {
-                Some(command)
-            })
-        }
-        Some(other) => Err(UsageError(other)),
+/// What the agent was asked to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Run as the devbox's init.
+    Init(InitArgs),
+    /// Supervise a container from the host.
+    Shim(ShimArgs),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct InitArgs {
+    /// Where `command.json` is written.
+    pub status_dir: PathBuf,
+    /// The startup command, or `None` when the agent should only wait.
+    pub command: Option<Vec<OsString>>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ShimArgs {
+    pub runc: PathBuf,
+    /// runc's state directory (`runc --root`).
+    pub root: PathBuf,
+    pub id: String,
+    pub bundle: PathBuf,
+    /// runc's own log (JSON lines), read by the runtime when a start fails.
+    pub runc_log: PathBuf,
+    /// Where runc writes the host PID of the container's init.
+    pub pid_file: PathBuf,
+    pub console: PathBuf,
+    /// The most bytes `console` and its rotated predecessor hold together.
+    pub console_max: u64,
+    pub exit_file: PathBuf,
+    /// Held locked by the shim while it lives, with its PID inside.
+    pub lock_file: PathBuf,
+    /// The cgroup file with the devbox's `oom_kill` counter, when known.
+    pub oom_file: Option<PathBuf>,
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Mode, UsageError> {
+    let mut args = args.into_iter().peekable();
+    if args.peek().is_some_and(|a| a == "shim") {
+        args.next();
+        return parse_shim(args).map(Mode::Shim);
     }
+    parse_init(args).map(Mode::Init)
+}
+
+fn init_err(problem: String) -> UsageError {
+    UsageError {
+        problem,
+        usage: INIT_USAGE,
+    }
+}
+
+fn shim_err(problem: String) -> UsageError {
+    UsageError {
+        problem,
+        usage: SHIM_USAGE,
+    }
+}
+
+fn parse_init(mut args: impl Iterator<Item = OsString>) -> Result<InitArgs, UsageError> {
+    let mut status_dir: Option<PathBuf> = None;
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            let command: Vec<OsString> = args.collect();
+            return Ok(InitArgs {
+                status_dir: status_dir.unwrap_or_else(|| STATUS_DIR.into()),
+                command: (!command.is_empty()).then_some(command),
+            });
+        }
+        if arg == "--status-dir" && status_dir.is_none() {
+            let dir = args
+                .next()
+                .filter(|d| !d.is_empty())
+                .ok_or_else(|| init_err("--status-dir needs a directory".into()))?;
+            status_dir = Some(dir.into());
+            continue;
+        }
+        return Err(init_err(format!("unexpected argument {arg:?}")));
+    }
+    Ok(InitArgs {
+        status_dir: status_dir.unwrap_or_else(|| STATUS_DIR.into()),
+        command: None,
+    })
+}
+
+/// The options of shim mode, in the order of [`SHIM_USAGE`].
+const SHIM_OPTIONS: [&str; 11] = [
+    "--runc",
+    "--root",
+    "--id",
+    "--bundle",
+    "--runc-log",
+    "--pid-file",
+    "--console",
+    "--console-max",
+    "--exit-file",
+    "--lock-file",
+    "--oom-file",
+];
+
+fn parse_shim(mut args: impl Iterator<Item = OsString>) -> Result<ShimArgs, UsageError> {
+    let mut values: [Option<OsString>; SHIM_OPTIONS.len()] = Default::default();
+    while let Some(arg) = args.next() {
+        let Some(i) = SHIM_OPTIONS.iter().position(|o| arg == OsStr::new(o)) else {
+            return Err(shim_err(format!("unexpected argument {arg:?}")));
+        };
+        let name = SHIM_OPTIONS[i];
+        if values[i].is_some() {
+            return Err(shim_err(format!("{name} is given twice")));
+        }
+        let value = args
+            .next()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| shim_err(format!("{name} needs a value")))?;
+        values[i] = Some(value);
+    }
+    let mut take = |name: &str| -> Result<OsString, UsageError> {
+        let i = SHIM_OPTIONS.iter().position(|o| *o == name).expect("known");
+        values[i]
+            .take()
+            .ok_or_else(|| shim_err(format!("{name} is missing")))
+    };
+    let runc = take("--runc")?.into();
+    let root = take("--root")?.into();
+    let id = take("--id")?
+        .into_string()
+        .map_err(|id| shim_err(format!("--id {id:?} is not UTF-8")))?;
+    let bundle = take("--bundle")?.into();
+    let runc_log = take("--runc-log")?.into();
+    let pid_file = take("--pid-file")?.into();
+    let console = take("--console")?.into();
+    let max = take("--console-max")?;
+    let console_max = max
+        .to_str()
+        .and_then(|m| m.parse::<u64>().ok())
+        .filter(|m| *m >= 2)
+        .ok_or_else(|| {
+            shim_err(format!(
+                "--console-max {max:?} is not a number of bytes of at least 2"
+            ))
+        })?;
+    let exit_file = take("--exit-file")?.into();
+    let lock_file = take("--lock-file")?.into();
+    let oom_file = take("--oom-file").ok().map(PathBuf::from);
+    Ok(ShimArgs {
+        runc,
+        root,
+        id,
+        bundle,
+        runc_log,
+        pid_file,
+        console,
+        console_max,
+        exit_file,
+        lock_file,
+        oom_file,
+    })
 }
 
 #[cfg(test)]
@@ -44,20 +206,112 @@ mod tests {
         v.iter().map(OsString::from).collect()
     }
 
+    fn init(v: &[&str]) -> Result<InitArgs, UsageError> {
+        match parse(os(v))? {
+            Mode::Init(a) => Ok(a),
+            Mode::Shim(a) => panic!("parsed as a shim: {a:?}"),
+        }
+    }
+
     #[test]
     fn the_command_follows_the_separator() {
-        assert_eq!(parse(os(&[])), Ok(None));
-        assert_eq!(parse(os(&["--"])), Ok(None));
-        assert_eq!(
-            parse(os(&["--", "sh", "-c", "echo --"])),
-            Ok(Some(os(&["sh", "-c", "echo --"])))
-        );
+        assert_eq!(init(&[]).unwrap().command, None);
+        assert_eq!(init(&["--"]).unwrap().command, None);
+        let a = init(&["--", "sh", "-c", "echo --"]).unwrap();
+        assert_eq!(a.command, Some(os(&["sh", "-c", "echo --"])));
+        assert_eq!(a.status_dir, PathBuf::from(STATUS_DIR));
+    }
+
+    #[test]
+    fn the_status_directory_may_be_moved() {
+        let a = init(&["--status-dir", "/tmp/s", "--", "true"]).unwrap();
+        assert_eq!(a.status_dir, PathBuf::from("/tmp/s"));
+        assert_eq!(a.command, Some(os(&["true"])));
+        assert!(init(&["--status-dir"]).is_err());
+        assert!(init(&["--status-dir", ""]).is_err());
+        assert!(init(&["--status-dir", "/a", "--status-dir", "/b"]).is_err());
     }
 
     #[test]
     fn anything_else_is_refused() {
-        let e = parse(os(&["sh"])).unwrap_err();
-        assert_eq!(e, UsageError("sh".into()));
-        assert!(e.to_string().contains("usage"), "{e}");
+        let e = init(&["sh"]).unwrap_err();
+        assert!(e.to_string().contains("\"sh\""), "{e}");
+        assert!(e.to_string().contains("usage: devbox-agent ["), "{e}");
+    }
+
+    const FULL: &[&str] = &[
+        "shim",
+        "--runc",
+        "/usr/sbin/runc",
+        "--root",
+        "/r/runc",
+        "--id",
+        "abc",
+        "--bundle",
+        "/r/b",
+        "--runc-log",
+        "/r/runc.log",
+        "--pid-file",
+        "/r/init.pid",
+        "--console",
+        "/r/console.log",
+        "--console-max",
+        "1024",
+        "--exit-file",
+        "/r/exit.json",
+        "--lock-file",
+        "/r/shim.lock",
+    ];
+
+    #[test]
+    fn shim_options_are_all_read() {
+        let Mode::Shim(a) = parse(os(FULL)).unwrap() else {
+            panic!("not a shim")
+        };
+        assert_eq!(a.runc, PathBuf::from("/usr/sbin/runc"));
+        assert_eq!(a.id, "abc");
+        assert_eq!(a.console_max, 1024);
+        assert_eq!(a.lock_file, PathBuf::from("/r/shim.lock"));
+        assert_eq!(a.oom_file, None);
+        let mut with_oom = os(FULL);
+        with_oom.extend(os(&["--oom-file", "/cg/memory.events"]));
+        let Mode::Shim(a) = parse(with_oom).unwrap() else {
+            panic!("not a shim")
+        };
+        assert_eq!(a.oom_file, Some(PathBuf::from("/cg/memory.events")));
+    }
+
+    #[test]
+    fn shim_options_are_strict() {
+        let refused = |args: Vec<OsString>, why: &str| {
+            let e = parse(args).unwrap_err().to_string();
+            assert!(
+                e.contains(why) && e.contains("usage: devbox-agent shim"),
+                "{e}"
+            );
+        };
+        // Every required option, left out in turn.
+        for name in SHIM_OPTIONS.iter().filter(|o| **o != "--oom-file") {
+            let i = FULL.iter().position(|a| a == name).unwrap();
+            let mut args = os(FULL);
+            args.drain(i..i + 2);
+            refused(args, &format!("{name} is missing"));
+        }
+        let mut twice = os(FULL);
+        twice.extend(os(&["--id", "def"]));
+        refused(twice, "--id is given twice");
+        let mut unknown = os(FULL);
+        unknown.push("--verbose".into());
+        refused(unknown, "unexpected argument \"--verbose\"");
+        let mut dangling = os(FULL);
+        dangling.push("--oom-file".into());
+        refused(dangling, "--oom-file needs a value");
+        for bad in ["0", "1", "-5", "8M", ""] {
+            let mut args = os(FULL);
+            let i = args.iter().position(|a| a == "--console-max").unwrap();
+            args[i + 1] = bad.into();
+            let e = parse(args).unwrap_err().to_string();
+            assert!(e.contains("--console-max"), "{bad}: {e}");
+        }
     }
 }

@@ -1,14 +1,18 @@
-//! The init loop: start the command, reap children, stop on request.
+//! The init loop: start the command, reap children, stop on request, and
+//! report the command's state in `command.json` of the status directory.
 
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitOptions};
 
-use crate::status::describe;
+use crate::args::InitArgs;
+use crate::record::{CommandStatus, write_atomic};
+use crate::status::{describe, shell_code};
 use crate::sys::{self, SignalSet};
 
 /// How long the agent waits for the devbox's processes after asking them to
@@ -16,8 +20,38 @@ use crate::sys::{self, SignalSet};
 /// devbox after it, so this only bounds a stop the runtime is not watching.
 const STOP_WAIT: Duration = Duration::from_secs(10);
 
+/// Where the startup command's state is written, for the runtime to read.
+#[derive(Debug)]
+struct StatusFile {
+    path: PathBuf,
+    warned: bool,
+}
+
+impl StatusFile {
+    fn new(dir: &Path) -> Self {
+        StatusFile {
+            path: dir.join("command.json"),
+            warned: false,
+        }
+    }
+
+    /// Writes `status`; a failure is said once on the console, and never
+    /// stops the agent: the devbox works without its status.
+    fn write(&mut self, status: &CommandStatus) {
+        if let Err(e) = write_atomic(&self.path, &status.to_json())
+            && !self.warned
+        {
+            eprintln!(
+                "devbox-agent: cannot report the command's state in {}: {e}",
+                self.path.display()
+            );
+            self.warned = true;
+        }
+    }
+}
+
 /// Runs until SIGTERM or SIGINT, then stops the devbox's processes.
-pub fn run(command: Option<Vec<OsString>>) -> io::Result<()> {
+pub fn run(args: InitArgs) -> io::Result<()> {
     let signals = SignalSet::new(&[libc::SIGTERM, libc::SIGINT, libc::SIGCHLD])?;
     signals.block()?;
     let pid1 = rustix::process::getpid().is_init();
@@ -27,18 +61,19 @@ pub fn run(command: Option<Vec<OsString>>) -> io::Result<()> {
         // would.
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
     }
-    let mut child = command.and_then(|c| spawn(&c));
+    let mut status = StatusFile::new(&args.status_dir);
+    let mut child = args.command.and_then(|c| spawn(&c, &mut status));
     loop {
         match signals.wait(Duration::from_secs(1)) {
             Some(sig) if sig == libc::SIGTERM || sig == libc::SIGINT => {
                 eprintln!("devbox-agent: stopping");
-                stop(&signals, pid1, &mut child);
+                stop(&signals, pid1, &mut child, &mut status);
                 return Ok(());
             }
             // SIGCHLD, or a timeout: reaping on a timer too means a child that
             // ends while the previous SIGCHLD is still pending is never missed.
             _ => {
-                reap(&mut child);
+                reap(&mut child, &mut status);
             }
         }
     }
@@ -46,24 +81,35 @@ pub fn run(command: Option<Vec<OsString>>) -> io::Result<()> {
 
 /// Starts the startup command in its own process group, with the agent's
 /// standard streams and environment.
-fn spawn(command: &[OsString]) -> Option<Pid> {
+fn spawn(command: &[OsString], status: &mut StatusFile) -> Option<Pid> {
     let (program, args) = command.split_first()?;
-    match Command::new(program).args(args).process_group(0).spawn() {
-        Ok(child) => Some(Pid::from_child(&child)),
+    let mut cmd = Command::new(program);
+    cmd.args(args).process_group(0);
+    sys::unblock_signals_in_child(&mut cmd);
+    match cmd.spawn() {
+        Ok(child) => {
+            status.write(&CommandStatus::Running);
+            Some(Pid::from_child(&child))
+        }
         Err(e) => {
-            eprintln!("devbox-agent: cannot run {program:?}: {e}");
+            let message = format!("cannot run {program:?}: {e}");
+            eprintln!("devbox-agent: {message}");
+            status.write(&CommandStatus::Failed { message });
             None
         }
     }
 }
 
 /// Collects every child that has ended, reporting the startup command's end.
-fn reap(child: &mut Option<Pid>) -> bool {
+fn reap(child: &mut Option<Pid>, status: &mut StatusFile) -> bool {
     loop {
         match rustix::process::wait(WaitOptions::NOHANG) {
-            Ok(Some((pid, status))) => {
+            Ok(Some((pid, ended))) => {
                 if Some(pid) == *child {
-                    eprintln!("devbox-agent: command {}", describe(status.as_raw()));
+                    let raw = ended.as_raw();
+                    eprintln!("devbox-agent: command {}", describe(raw));
+                    let (code, _) = shell_code(raw);
+                    status.write(&CommandStatus::Exited { code });
                     *child = None;
                 }
             }
@@ -77,7 +123,7 @@ fn reap(child: &mut Option<Pid>) -> bool {
 
 /// Asks the devbox's processes to terminate and waits until they are gone or
 /// [`STOP_WAIT`] has passed.
-fn stop(signals: &SignalSet, pid1: bool, child: &mut Option<Pid>) {
+fn stop(signals: &SignalSet, pid1: bool, child: &mut Option<Pid>, status: &mut StatusFile) {
     let sent = if pid1 {
         sys::kill_all(libc::SIGTERM)
     } else if let Some(pid) = *child {
@@ -94,7 +140,7 @@ fn stop(signals: &SignalSet, pid1: bool, child: &mut Option<Pid>) {
     }
     let deadline = Instant::now() + STOP_WAIT;
     while Instant::now() < deadline {
-        let has_children = reap(child);
+        let has_children = reap(child, status);
         let others = if pid1 {
             others_alive().unwrap_or(has_children)
         } else {

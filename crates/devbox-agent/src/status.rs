@@ -1,4 +1,5 @@
-//! How the agent reports the end of the startup command.
+//! How the agent reads a wait status: in words for the console, and as the
+//! shell-style exit code the runtime records (128 + n for signal n).
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
@@ -15,6 +16,18 @@ pub fn describe(raw: i32) -> String {
     }
 }
 
+/// The exit code a shell would report, and the signal that ended the process
+/// if one did.
+pub fn shell_code(raw: i32) -> (i32, Option<i32>) {
+    let status = ExitStatus::from_raw(raw);
+    match (status.code(), status.signal()) {
+        (Some(code), _) => (code, None),
+        (None, Some(sig)) => (128 + sig, Some(sig)),
+        // Stopped or continued: not an end; callers only pass ends.
+        (None, None) => (128, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -26,5 +39,14 @@ mod tests {
         assert_eq!(describe(3 << 8), "exited with status 3");
         assert_eq!(describe(0), "exited with status 0");
         assert_eq!(describe(9), "was killed by signal 9");
+    }
+
+    #[test]
+    fn signals_become_128_plus_their_number() {
+        assert_eq!(shell_code(3 << 8), (3, None));
+        assert_eq!(shell_code(0), (0, None));
+        assert_eq!(shell_code(9), (137, Some(9)));
+        // A core dump sets bit 7; the signal is still 11.
+        assert_eq!(shell_code(11 | 0x80), (139, Some(11)));
     }
 }

@@ -1,6 +1,7 @@
 //! The system calls the agent needs that `rustix` does not offer safely:
-//! blocking signals and waiting for them synchronously, and signalling every
-//! process of the devbox. Each is a thin wrapper around one libc call.
+//! blocking signals and waiting for them synchronously, signalling every
+//! process of the devbox, and, for shim mode, forking and closing inherited
+//! descriptors. Each is a thin wrapper around one libc call.
 //!
 //! Waiting synchronously (instead of installing handlers) keeps PID 1 simple:
 //! a blocked signal stays pending until `sigtimedwait` collects it, so none is
@@ -40,8 +41,7 @@ impl SignalSet {
     }
 
     /// Blocks the signals of the set for this (single-threaded) process.
-    /// Children start with an empty mask again: `std::process::Command`
-    /// resets it before running the program.
+    /// Children inherit the mask: start them with [`unblock_signals_in_child`].
     #[allow(unsafe_code)]
     pub fn block(&self) -> io::Result<()> {
         // SAFETY: the set is initialised and the old-set pointer may be null.
@@ -67,12 +67,69 @@ impl SignalSet {
     }
 }
 
+/// Makes `cmd` run its program with no signal blocked. The agent blocks the
+/// signals it waits for, and `std::process::Command` passes that mask on, so
+/// without this a command that never unblocks them itself (say `sleep`)
+/// would never receive the SIGTERM of a stop.
+#[allow(unsafe_code)]
+pub fn unblock_signals_in_child(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: it calls sigemptyset and
+    // sigprocmask on a stack value and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+            if libc::sigemptyset(set.as_mut_ptr()) != 0
+                || libc::sigprocmask(libc::SIG_SETMASK, set.as_ptr(), std::ptr::null_mut()) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+}
+
 /// Sends `sig` to every process the agent may signal except itself: as PID 1
 /// of a PID namespace, that is every other process of the devbox.
 #[allow(unsafe_code)]
 pub fn kill_all(sig: i32) -> io::Result<()> {
     // SAFETY: kill has no memory-safety preconditions.
     if unsafe { libc::kill(-1, sig) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Which side of a [`fork`] the caller is on.
+#[derive(Debug)]
+pub enum Forked {
+    Parent,
+    Child,
+}
+
+/// Forks the process.
+#[allow(unsafe_code)]
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: the agent forks only in shim mode, before it has started any
+    // thread, so the child cannot inherit a lock held by another thread and
+    // may go on running ordinary Rust code.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        _ => Ok(Forked::Parent),
+    }
+}
+
+/// Closes every descriptor above standard error, whatever opened it: the
+/// shim must not keep any of its starter's files open for the life of a
+/// container.
+#[allow(unsafe_code)]
+pub fn close_inherited() -> io::Result<()> {
+    // SAFETY: called first in shim mode, before the program opens anything,
+    // so no `File` or `OwnedFd` of this program owns a descriptor above 2;
+    // closing descriptors nothing owns cannot invalidate one.
+    if unsafe { libc::close_range(3, libc::c_uint::MAX, 0) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())

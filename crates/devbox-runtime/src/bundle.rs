@@ -19,6 +19,106 @@ use crate::users::ResolvedUser;
 /// Where the agent appears inside every devbox.
 pub const AGENT_PATH: &str = "/.devbox/agent";
 
+/// Where the agent reports the startup command's state inside every devbox.
+pub const RUN_PATH: &str = "/.devbox/run";
+
+/// What a mount target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    File,
+    Dir,
+}
+
+/// A file of `/etc` the runtime writes for each devbox (into the devbox's
+/// `etc/` directory) and bind-mounts read-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EtcFile {
+    Hosts,
+    Hostname,
+    ResolvConf,
+}
+
+impl EtcFile {
+    pub const ALL: [EtcFile; 3] = [EtcFile::Hosts, EtcFile::Hostname, EtcFile::ResolvConf];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EtcFile::Hosts => "hosts",
+            EtcFile::Hostname => "hostname",
+            EtcFile::ResolvConf => "resolv.conf",
+        }
+    }
+}
+
+/// What is mounted at a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A kernel filesystem (`/proc`, `/sys`, `/dev` and what lies below them).
+    Kernel,
+    /// The agent binary, read-only.
+    Agent,
+    /// One of the devbox's `/etc` files, read-only.
+    Etc(EtcFile),
+    /// The devbox's status directory, read-write.
+    Run,
+}
+
+/// A path the runtime mounts onto the root filesystem of every devbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// Relative to the root, as the stub layer holds it.
+    pub path: &'static str,
+    pub kind: Kind,
+    pub source: Source,
+}
+
+/// Every mount target of a devbox, in one list: the bundle mounts onto
+/// exactly these (and below the kernel ones), and the stub layer holds each
+/// of them, so runc never creates a mount target in the upper directory
+/// (which would then end up in a commit).
+pub(crate) const TARGETS: &[Target] = &[
+    Target {
+        path: ".devbox/agent",
+        kind: Kind::File,
+        source: Source::Agent,
+    },
+    Target {
+        path: ".devbox/run",
+        kind: Kind::Dir,
+        source: Source::Run,
+    },
+    Target {
+        path: "etc/hosts",
+        kind: Kind::File,
+        source: Source::Etc(EtcFile::Hosts),
+    },
+    Target {
+        path: "etc/hostname",
+        kind: Kind::File,
+        source: Source::Etc(EtcFile::Hostname),
+    },
+    Target {
+        path: "etc/resolv.conf",
+        kind: Kind::File,
+        source: Source::Etc(EtcFile::ResolvConf),
+    },
+    Target {
+        path: "proc",
+        kind: Kind::Dir,
+        source: Source::Kernel,
+    },
+    Target {
+        path: "sys",
+        kind: Kind::Dir,
+        source: Source::Kernel,
+    },
+    Target {
+        path: "dev",
+        kind: Kind::Dir,
+        source: Source::Kernel,
+    },
+];
+
 /// `PATH` when the image sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -59,8 +159,10 @@ pub(crate) struct BundleInput<'a> {
     pub rootfs: PathBuf,
     /// The agent binary on the host.
     pub agent: PathBuf,
-    /// The directory holding the devbox's hosts, hostname and resolv.conf.
+    /// The directory holding the devbox's [`EtcFile`]s.
     pub etc: PathBuf,
+    /// The devbox's status directory, mounted at [`RUN_PATH`].
+    pub run: PathBuf,
     /// The named network namespace to join.
     pub netns: PathBuf,
     pub resources: &'a Resources,
@@ -205,22 +307,19 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount,
         .build()
 }
 
-fn bind_ro(dest: &str, source: &Path) -> Result<Mount, OciSpecError> {
+fn bind(dest: &str, source: &Path, options: &[&str]) -> Result<Mount, OciSpecError> {
     MountBuilder::default()
         .destination(dest)
         .typ("bind")
         .source(source)
-        .options(
-            ["bind", "ro", "nosuid", "nodev"]
-                .iter()
-                .map(|o| o.to_string())
-                .collect::<Vec<_>>(),
-        )
+        .options(options.iter().map(|o| o.to_string()).collect::<Vec<_>>())
         .build()
 }
 
-fn mounts(input: &BundleInput<'_>) -> Result<Vec<Mount>, OciSpecError> {
-    let mut m = vec![
+/// The kernel filesystems, mounted first (runc mounts in order, and the
+/// bind mounts below `/dev` or `/sys` would otherwise be hidden).
+fn kernel_mounts() -> Result<Vec<Mount>, OciSpecError> {
+    Ok(vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
         mount(
             "/dev",
@@ -265,10 +364,21 @@ fn mounts(input: &BundleInput<'_>) -> Result<Vec<Mount>, OciSpecError> {
             "cgroup",
             &["nosuid", "noexec", "nodev", "relatime", "ro"],
         )?,
-        bind_ro(AGENT_PATH, &input.agent)?,
-    ];
-    for name in ["hosts", "hostname", "resolv.conf"] {
-        m.push(bind_ro(&format!("/etc/{name}"), &input.etc.join(name))?);
+    ])
+}
+
+fn mounts(input: &BundleInput<'_>) -> Result<Vec<Mount>, OciSpecError> {
+    const RO: &[&str] = &["bind", "ro", "nosuid", "nodev"];
+    const RW: &[&str] = &["bind", "rw", "nosuid", "nodev", "noexec"];
+    let mut m = kernel_mounts()?;
+    for t in TARGETS {
+        let dest = format!("/{}", t.path);
+        match t.source {
+            Source::Kernel => {}
+            Source::Agent => m.push(bind(&dest, &input.agent, RO)?),
+            Source::Etc(f) => m.push(bind(&dest, &input.etc.join(f.name()), RO)?),
+            Source::Run => m.push(bind(&dest, &input.run, RW)?),
+        }
     }
     Ok(m)
 }
@@ -375,6 +485,7 @@ mod tests {
             rootfs: "/r/devboxes/0123456789abcdef/rootfs".into(),
             agent: "/r/bin/devbox-agent".into(),
             etc: "/r/devboxes/0123456789abcdef/etc".into(),
+            run: "/r/devboxes/0123456789abcdef/run".into(),
             netns: "/var/run/netns/devbox-0123456789abcdef".into(),
             resources: &resources,
             env: &env,
@@ -508,6 +619,56 @@ mod tests {
             );
             assert!(m.options().clone().unwrap().contains(&"ro".into()));
         }
+        let run = find(RUN_PATH);
+        assert_eq!(
+            run.source().as_deref(),
+            Some(Path::new("/r/devboxes/0123456789abcdef/run"))
+        );
+        let opts = run.options().clone().unwrap();
+        assert!(opts.contains(&"rw".into()) && opts.contains(&"noexec".into()));
+    }
+
+    #[test]
+    fn every_mount_lands_on_a_listed_target() {
+        let s = sample(&ResolvedUser::ROOT, None);
+        let listed: Vec<PathBuf> = TARGETS
+            .iter()
+            .map(|t| Path::new("/").join(t.path))
+            .collect();
+        let kernel: Vec<&PathBuf> = TARGETS
+            .iter()
+            .zip(&listed)
+            .filter(|(t, _)| t.source == Source::Kernel)
+            .map(|(_, p)| p)
+            .collect();
+        for m in s.mounts().as_ref().unwrap() {
+            let dest = m.destination();
+            assert!(
+                listed.iter().any(|p| p == dest) || kernel.iter().any(|k| dest.starts_with(k)),
+                "{} is mounted but not in TARGETS: the stub layer would not hold it",
+                dest.display()
+            );
+        }
+        // And every listed target is mounted.
+        for p in &listed {
+            assert!(
+                s.mounts()
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m.destination() == p),
+                "{} is listed but never mounted",
+                p.display()
+            );
+        }
+        for f in EtcFile::ALL {
+            assert!(
+                TARGETS.iter().any(|t| t.source == Source::Etc(f)),
+                "{f:?} is written but not mounted"
+            );
+        }
+        assert_eq!(format!("/{}", TARGETS[0].path), AGENT_PATH);
+        assert_eq!(format!("/{}", TARGETS[1].path), RUN_PATH);
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub const DEFAULT_SUBNET: &str = "10.77.0.0/16";
 /// The default name of the bridge every devbox is attached to.
 pub const DEFAULT_BRIDGE: &str = "devbox0";
 
+/// The default of [`RuntimeConfig::console_log_max`]: 8 MiB.
+pub const DEFAULT_CONSOLE_LOG_MAX: u64 = 8 << 20;
+
 /// Where and how the local runtime works.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuntimeConfig {
@@ -30,16 +33,22 @@ pub struct RuntimeConfig {
     pub subnet: Subnet,
     /// The bridge devboxes are attached to; its address is the gateway.
     pub bridge: String,
+    /// The most bytes a devbox's console log keeps, in two files
+    /// (`console.log.1` and `console.log`, each at most half of it); older
+    /// output is dropped. Default [`DEFAULT_CONSOLE_LOG_MAX`], at least 2.
+    pub console_log_max: u64,
 }
 
 impl RuntimeConfig {
-    /// The defaults: `runc` from `PATH`, [`DEFAULT_SUBNET`], [`DEFAULT_BRIDGE`].
+    /// The defaults: `runc` from `PATH`, [`DEFAULT_SUBNET`], [`DEFAULT_BRIDGE`],
+    /// [`DEFAULT_CONSOLE_LOG_MAX`].
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
             runc: PathBuf::from("runc"),
             subnet: DEFAULT_SUBNET.parse().expect("the default subnet is valid"),
             bridge: DEFAULT_BRIDGE.to_owned(),
+            console_log_max: DEFAULT_CONSOLE_LOG_MAX,
         }
     }
 }

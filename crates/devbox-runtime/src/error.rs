@@ -27,6 +27,24 @@ pub enum RuntimeError {
     InvalidSubnet { input: String, reason: &'static str },
     #[error("invalid bridge name {name:?}: {reason}")]
     InvalidBridge { name: String, reason: &'static str },
+    #[error(
+        "bridge {bridge} is used by the devbox runtime in {owner} (pid {pid}); pass --bridge and --subnet for a second server"
+    )]
+    BridgeInUse {
+        bridge: String,
+        /// The other runtime's root directory, or a description when its
+        /// lock file could not be read.
+        owner: String,
+        pid: String,
+    },
+    #[error(
+        "bridge {bridge} has {found}, not {wanted}: pass the matching --subnet or another --bridge"
+    )]
+    BridgeAddress {
+        bridge: String,
+        found: String,
+        wanted: String,
+    },
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -134,6 +152,8 @@ pub enum RuntimeError {
     },
     #[error("this runtime cannot {what}")]
     Unsupported { what: &'static str },
+    #[error("devbox {id}: its shim (pid {pid}) is still running after SIGKILL")]
+    ShimStuck { id: DevboxId, pid: String },
     #[error("devbox {id} still runs {waited:?} after SIGKILL")]
     StopTimeout { id: DevboxId, waited: Duration },
     #[error("devbox {id}: the upper directory cannot become a layer while the devbox runs")]

@@ -5,7 +5,8 @@
 //! upper directory on top, kept across stops), the runc bundle and container,
 //! the devbox network (a bridge, NAT, one network namespace per devbox) and
 //! the cgroup limits. It also embeds the in-devbox agent, the static binary
-//! every container runs as PID 1.
+//! every container runs as PID 1, and which on the host serves as each
+//! container's shim (its parent, keeper of its console log and exit record).
 //!
 //! It decides no policy: the server says when to start, stop or commit and
 //! with what. Every mount, and the one `unsafe` call (registering a terminal
@@ -14,8 +15,10 @@
 mod addresses;
 mod agent;
 mod bundle;
+pub mod cgroup;
 mod changes;
 mod cmd;
+pub mod command_status;
 mod config;
 mod connect;
 mod error;
@@ -30,13 +33,14 @@ mod paths;
 mod runc;
 mod runtime;
 mod seccomp;
+mod shim;
 mod stub;
 mod sys;
 mod users;
 
 pub use agent::AGENT;
-pub use bundle::{AGENT_PATH, CAPABILITIES, DEFAULT_PATH, cgroup_path};
-pub use config::{DEFAULT_BRIDGE, DEFAULT_SUBNET, RuntimeConfig, Subnet};
+pub use bundle::{AGENT_PATH, CAPABILITIES, DEFAULT_PATH, RUN_PATH, cgroup_path};
+pub use config::{DEFAULT_BRIDGE, DEFAULT_CONSOLE_LOG_MAX, DEFAULT_SUBNET, RuntimeConfig, Subnet};
 pub use devbox_model::{Signal, UnknownSignal};
 pub use error::RuntimeError;
 pub use exec::ExecProcess;
@@ -49,4 +53,5 @@ pub use runtime::{
     Started,
 };
 pub use seccomp::DENIED as SECCOMP_DENIED;
+pub use shim::ExitRecord;
 pub use users::ResolvedUser;

@@ -25,15 +25,17 @@ use crate::config::{RuntimeConfig, validate_bridge};
 use crate::error::RuntimeError;
 use crate::exec::ExecProcess;
 use crate::layers::LayerStore;
-use crate::network::{self, Network};
+use crate::network::{self, BridgeClaim, Network};
 use crate::paths::{DevboxPaths, Paths};
 use crate::runc::{Runc, Status};
 use crate::runtime::{
     Changes, ChangesRequest, Connection, ContainerState, ContainerStatus, ExecSession, ExecSpec,
-    LogOptions, LogStream, Runtime, StartSpec, Started,
+    ExitInfo, LogOptions, LogStream, Runtime, StartSpec, Started,
 };
 use crate::stub::{self, StubError};
-use crate::{agent, changes, connect, hostfiles, logs, overlay, sys, users};
+use crate::{
+    agent, cgroup, changes, command_status, connect, hostfiles, logs, overlay, shim, sys, users,
+};
 
 /// How long a container may take to die after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -58,6 +60,8 @@ struct Inner {
     runc: Runc,
     network: Network,
     addresses: Addresses,
+    /// Held for the runtime's life: no other runtime may use its bridge.
+    _bridge: BridgeClaim,
     nofile: u64,
     /// Devboxes whose end [`Runtime::exits`] reports.
     watched: std::sync::Mutex<HashSet<DevboxId>>,
@@ -168,7 +172,8 @@ impl LocalRuntime {
             bridge: config.bridge.clone(),
             subnet: config.subnet,
         };
-        network.ensure_host().await?;
+        let bridge = network::claim(&config.bridge, &paths.root)?;
+        network.ensure_host(&bridge).await?;
         let runc = Runc {
             bin: runc_bin,
             root: paths.runc_root(),
@@ -184,6 +189,7 @@ impl LocalRuntime {
                 runc,
                 network,
                 addresses,
+                _bridge: bridge,
                 nofile: grantable_nofile(),
                 watched: Default::default(),
             }),
@@ -270,8 +276,12 @@ impl LocalRuntime {
             }
             self.inner.runc.delete(id).await?;
         }
-        self.inner.network.detach(id).await?;
         let p = self.inner.paths.devbox(id);
+        shim::wait_gone(id, &p).await?;
+        if let Some(exit) = shim::read_exit(&p) {
+            tracing::info!(devbox = %id, code = exit.code, oom_killed = exit.oom_killed, "its last run ended");
+        }
+        self.inner.network.detach(id).await?;
         let rootfs = p.rootfs();
         sys::unmount_all(&rootfs).map_err(|source| RuntimeError::Unmount {
             id: id.clone(),
@@ -385,9 +395,14 @@ impl LocalRuntime {
             let path = p.etc_file(name);
             fs::write(&path, content).map_err(RuntimeError::io("write", &path))
         };
-        write("hosts", hostfiles::hosts(ip, &spec.hostname))?;
-        write("hostname", hostfiles::hostname(&spec.hostname))?;
-        write("resolv.conf", hostfiles::resolv_conf()?)?;
+        for file in bundle::EtcFile::ALL {
+            let content = match file {
+                bundle::EtcFile::Hosts => hostfiles::hosts(ip, &spec.hostname),
+                bundle::EtcFile::Hostname => hostfiles::hostname(&spec.hostname),
+                bundle::EtcFile::ResolvConf => hostfiles::resolv_conf()?,
+            };
+            write(file.name(), content)?;
+        }
 
         let mut visible = vec![p.upper()];
         visible.extend(layer_dirs.iter().cloned());
@@ -424,6 +439,8 @@ impl LocalRuntime {
             }
         })?;
 
+        command_status::reset(&p.run(), user.uid, user.gid)?;
+
         self.inner.network.attach(id, ip).await?;
 
         let oci = bundle::spec(&BundleInput {
@@ -432,6 +449,7 @@ impl LocalRuntime {
             rootfs: p.rootfs(),
             agent: self.inner.paths.agent(),
             etc: p.etc(),
+            run: p.run(),
             netns: network::netns_path(id),
             resources: &spec.resources,
             env: &spec.env,
@@ -448,10 +466,13 @@ impl LocalRuntime {
         let json = serde_json::to_vec_pretty(&oci).expect("a runtime spec serializes");
         fs::write(&config, json).map_err(RuntimeError::io("write", &config))?;
 
-        self.inner
-            .runc
-            .run_detached(id, &p.bundle(), &p.console_log(), &p.runc_log())
-            .await
+        shim::run_detached(
+            &self.inner.runc,
+            id,
+            &self.inner.paths,
+            self.inner.config.console_log_max,
+        )
+        .await
     }
 }
 
@@ -481,9 +502,13 @@ impl Runtime for LocalRuntime {
             Ok(()) => {
                 self.watched().insert(id.clone());
                 tracing::info!(devbox = %id, %ip, "devbox started");
+                let command = match &spec.command {
+                    Some(_) => Some(settle_command(&p.run()).await),
+                    None => None,
+                };
                 Ok(Started {
                     ip: Some(ip),
-                    command: None,
+                    command,
                 })
             }
             Err(e) => {
@@ -526,15 +551,28 @@ impl Runtime for LocalRuntime {
     }
 
     async fn status(&self, id: &DevboxId) -> Result<ContainerStatus, RuntimeError> {
+        let p = self.inner.paths.devbox(id);
         let state = match self.inner.runc.state(id).await? {
             None => ContainerState::Absent,
             Some(Status::Running(pid) | Status::Paused(pid)) => ContainerState::Running { pid },
-            Some(Status::Created | Status::Stopped) => ContainerState::Exited(None),
+            Some(Status::Created | Status::Stopped) => {
+                ContainerState::Exited(shim::read_exit(&p).map(|e| ExitInfo {
+                    code: e.code,
+                    signal: e.signal,
+                    oom_killed: e.oom_killed,
+                    finished_at: e.finished_at,
+                }))
+            }
+        };
+        // The cgroup goes with the container; without one, nothing is known.
+        let oom_kills = match state {
+            ContainerState::Absent => 0,
+            _ => cgroup::oom_kills(id),
         };
         Ok(ContainerStatus {
             state,
-            oom_kills: 0,
-            command: None,
+            oom_kills,
+            command: command_status::read(&p.run()),
         })
     }
 
@@ -618,6 +656,17 @@ impl Runtime for LocalRuntime {
             Some(Status::Running(_) | Status::Paused(_))
         ) {
             return Err(RuntimeError::NotRunning { id: id.clone() });
+        }
+        // The kernel would not refuse a limit below the usage: it would
+        // reclaim, then kill processes of the devbox. Say so instead.
+        if let Ok(usage) = cgroup::memory_usage(id)
+            && resources.memory.0 < usage
+        {
+            return Err(RuntimeError::MemoryBelowUsage {
+                id: id.clone(),
+                limit: resources.memory,
+                usage: devbox_model::ByteSize(usage),
+            });
         }
         self.inner.runc.update(id, resources).await
     }
@@ -732,6 +781,26 @@ impl Runtime for LocalRuntime {
             }
         });
         tokio_stream_of(rx)
+    }
+}
+
+/// How long a start waits for its startup command to fail at once.
+const COMMAND_SETTLE: Duration = Duration::from_millis(150);
+
+/// The startup command's status shortly after a start: a command that cannot
+/// be run, or that exits at once, is seen as such; one still running after
+/// [`COMMAND_SETTLE`] is reported running.
+async fn settle_command(run: &Path) -> devbox_model::api::CommandStatus {
+    use devbox_model::api::CommandStatus;
+    let deadline = Instant::now() + COMMAND_SETTLE;
+    loop {
+        match command_status::read(run) {
+            Some(done @ (CommandStatus::Exited { .. } | CommandStatus::Failed { .. })) => {
+                return done;
+            }
+            _ if Instant::now() >= deadline => return CommandStatus::Running,
+            _ => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
     }
 }
 

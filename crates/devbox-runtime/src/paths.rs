@@ -7,6 +7,24 @@
 //! <root>/addresses/<ip>            address claims, holding the devbox's ID
 //! <root>/devboxes/<id>/            everything one devbox owns, see DevboxPaths
 //! ```
+//!
+//! # The console log
+//!
+//! The shim (`devbox-agent shim`, started by `shim::run_detached`) is the
+//! only writer of a devbox's console log. It appends the container's output
+//! to `console.log`; when a write would take that file past half of
+//! `RuntimeConfig::console_log_max`, it renames it to `console.log.1`
+//! (replacing the older one) and starts a new `console.log`. So:
+//! - the pair never holds more than the maximum;
+//! - the newest output is always at the end of `console.log`;
+//! - the whole log is `console.log.1` followed by `console.log`, and a
+//!   reader reads them in that order;
+//! - a line shorter than half the maximum is never split between the two;
+//! - a reader following `console.log` must reopen it by name when the file
+//!   it holds has been renamed (its inode is then `console.log.1`'s).
+//!
+//! Logs are kept across runs (a new run appends) and removed with the
+//! devbox.
 
 use std::path::{Path, PathBuf};
 
@@ -70,8 +88,29 @@ impl DevboxPaths {
     pub fn config(&self) -> PathBuf {
         self.bundle().join("config.json")
     }
+    /// The current console log; its older part is `console.log.1` beside
+    /// it, see the module's documentation.
     pub fn console_log(&self) -> PathBuf {
         self.dir.join("console.log")
+    }
+    /// How the container's init ended (JSON, written by the shim). Removed
+    /// at every start, so it always speaks of the last run.
+    pub fn exit_file(&self) -> PathBuf {
+        self.dir.join("exit.json")
+    }
+    /// Locked by the shim while it lives, with its PID inside.
+    pub fn shim_lock(&self) -> PathBuf {
+        self.dir.join("shim.lock")
+    }
+    /// Where runc writes the host PID of the container's init.
+    pub fn init_pid(&self) -> PathBuf {
+        self.dir.join("init.pid")
+    }
+    /// The status directory the agent writes (`command.json`), mounted
+    /// read-write at `/.devbox/run`. Its content comes from inside the
+    /// devbox and is untrusted.
+    pub fn run(&self) -> PathBuf {
+        self.dir.join("run")
     }
     /// runc's own log of the last start, read when the start fails.
     pub fn runc_log(&self) -> PathBuf {

@@ -1,8 +1,9 @@
 //! The `runc` command line, with its state under the runtime's own root
 //! (`runc --root`), so the runtime's containers never mix with others'.
+//! Containers are started by their shim (`crate::shim::run_detached`), which
+//! runs `runc run` itself.
 
 use std::ffi::OsStr;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -50,7 +51,6 @@ struct LogLine {
     msg: String,
 }
 
-/// The messages runc logged at error level (its log is JSON lines).
 /// Where runc's own messages about an exec go, beside its pid file.
 pub(crate) fn exec_log_path(pid_file: &Path) -> PathBuf {
     pid_file.with_extension("log")
@@ -72,6 +72,7 @@ pub(crate) fn exec_failure_code(log: &str) -> Option<(i32, String)> {
     Some((code, message))
 }
 
+/// The messages runc logged at error level (its log is JSON lines).
 pub(crate) fn log_errors(log: &str) -> Vec<String> {
     log.lines()
         .filter_map(|l| serde_json::from_str::<LogLine>(l).ok())
@@ -129,50 +130,6 @@ impl Runc {
                 command: ran.command,
                 reason,
             })
-    }
-
-    /// `runc run --detach`: the init inherits `console` as its standard
-    /// output and error (and so does runc, whose own errors land there too;
-    /// they are also in `log`, which is read to explain a failure).
-    pub async fn run_detached(
-        &self,
-        id: &DevboxId,
-        bundle: &Path,
-        console: &Path,
-        log: &Path,
-    ) -> Result<(), RuntimeError> {
-        let out = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(console)
-            .map_err(RuntimeError::io("open", console))?;
-        let err = out.try_clone().map_err(RuntimeError::io("open", console))?;
-        fs::write(log, b"").map_err(RuntimeError::io("create", log))?;
-        let mut cmd = self.cmd([OsStr::new("--log"), log.as_os_str()]);
-        cmd.args(["--log-format", "json", "run", "--detach", "--bundle"])
-            .arg(bundle)
-            .arg(id.as_str())
-            .stdout(out)
-            .stderr(err);
-        let command = display(&cmd);
-        let status = cmd
-            .status()
-            .await
-            .map_err(|source| RuntimeError::Spawn { command, source })?;
-        if status.success() {
-            return Ok(());
-        }
-        let logged = fs::read_to_string(log).unwrap_or_default();
-        let errors = log_errors(&logged);
-        let message = if errors.is_empty() {
-            format!("runc run {status}")
-        } else {
-            errors.join("; ")
-        };
-        Err(RuntimeError::RuncStart {
-            id: id.clone(),
-            message,
-        })
     }
 
     /// Sends `signal` (a name such as `TERM`) to the container's init.

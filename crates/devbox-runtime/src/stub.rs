@@ -1,7 +1,7 @@
 //! The stub layer: a small read-only lower layer placed above the image's
 //! layers (and below the devbox's upper directory) that holds the targets of
-//! the runtime's mounts: `/.devbox/agent`, `/etc/hosts`, `/etc/hostname`,
-//! `/etc/resolv.conf`, `/proc`, `/sys` and `/dev`.
+//! the runtime's mounts, as [`crate::bundle::TARGETS`] lists them
+//! (`/.devbox/agent`, `/.devbox/run`, `/etc/hosts`, `/proc`, ...).
 //!
 //! Without it, runc would create missing mount targets in the merged root
 //! filesystem, that is in the upper directory, and every commit would carry
@@ -29,23 +29,7 @@ use std::path::{Component, Path, PathBuf};
 use devbox_layer::whiteout;
 use rustix::fs::{AtFlags, CWD, Timestamps};
 
-/// What a mount target is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    File,
-    Dir,
-}
-
-/// Every target the bundle mounts onto the root filesystem.
-pub(crate) const TARGETS: &[(&str, Kind)] = &[
-    (".devbox/agent", Kind::File),
-    ("etc/hosts", Kind::File),
-    ("etc/hostname", Kind::File),
-    ("etc/resolv.conf", Kind::File),
-    ("proc", Kind::Dir),
-    ("sys", Kind::Dir),
-    ("dev", Kind::Dir),
-];
+use crate::bundle::{Kind, TARGETS};
 
 /// Most symlinks followed while resolving one path, as in the kernel.
 const MAX_SYMLINKS: usize = 40;
@@ -253,7 +237,10 @@ pub(crate) fn build(stub: &Path, layers: &[PathBuf]) -> Result<(), StubError> {
     let stack = Stack { layers };
     // Directories whose time to restore once their content is in place.
     let mut times: Vec<(PathBuf, Attrs)> = Vec::new();
-    for &(target, kind) in TARGETS {
+    for &crate::bundle::Target {
+        path: target, kind, ..
+    } in TARGETS
+    {
         let (dirs, name, last) = stack.resolve(target)?;
         let mut p = stub.to_path_buf();
         for (dir, attrs) in dirs {
@@ -365,6 +352,7 @@ mod tests {
             [
                 ".devbox",
                 ".devbox/agent",
+                ".devbox/run",
                 "dev",
                 "etc",
                 "etc/hostname",

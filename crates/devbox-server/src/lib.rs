@@ -83,6 +83,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             .bridge
             .clone()
             .unwrap_or_else(|| devbox_runtime::DEFAULT_BRIDGE.to_owned()),
+        console_log_max: devbox_runtime::DEFAULT_CONSOLE_LOG_MAX,
     })
     .await
     .context("cannot start the devbox runtime")?;

@@ -1,5 +1,9 @@
 //! Runs the agent as an ordinary process (not PID 1): it must run the command,
-//! report its end, reap orphans it adopted, and stop cleanly on SIGTERM.
+//! report its end (on the console and in `command.json`), reap orphans it
+//! adopted, and stop cleanly on SIGTERM. The shim mode runs against a
+//! stand-in for runc (`shim.rs`).
+
+mod shim;
 
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -101,6 +105,26 @@ fn forwards_sigterm_to_the_command() {
 }
 
 #[test]
+fn sigterm_reaches_a_command_that_does_not_handle_it() {
+    // `sleep` neither handles nor unblocks SIGTERM: it must not inherit the
+    // agent's blocked signals, or a stop would wait for it in vain.
+    let mut child = agent(&["--", "sleep", "60"]);
+    let err = collect(child.stderr.take().unwrap());
+    thread::sleep(Duration::from_millis(300));
+    term(&child);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(30)).code(),
+        Some(0)
+    );
+    let err = err.join().unwrap();
+    assert!(
+        err.contains("devbox-agent: command was killed by signal 15"),
+        "{err}"
+    );
+    assert!(!err.contains("still running"), "{err}");
+}
+
+#[test]
 fn reaps_orphans_of_the_command() {
     // The command leaves a background process behind and exits; the agent
     // adopts the orphan and must reap it when it ends, leaving no zombie.
@@ -183,4 +207,122 @@ fn bad_arguments_are_refused() {
     let out = Command::new(AGENT).arg("sh").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
+}
+
+/// A fresh status directory for one test.
+fn status_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "devbox-agent-it-status-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn command_json(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join("command.json")).unwrap_or_default()
+}
+
+#[test]
+fn the_commands_state_is_written_to_the_status_directory() {
+    let dir = status_dir("exit");
+    let d = dir.to_str().unwrap();
+    let mut child = agent(&[
+        "--status-dir",
+        d,
+        "--",
+        "sh",
+        "-c",
+        // Waits (a bounded while) to see itself reported as running.
+        &format!(
+            "for i in $(seq 200); do grep -q running {d}/command.json 2>/dev/null && break; sleep 0.05; done; \
+             cat {d}/command.json > {d}/seen; exit 3"
+        ),
+    ]);
+    wait_for("the command's exit in command.json", || {
+        command_json(&dir) == r#"{"state":"exited","code":3}"#
+    });
+    // While it ran, the command saw itself reported as running.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("seen")).unwrap(),
+        r#"{"state":"running"}"#
+    );
+    term(&child);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).code(),
+        Some(0)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_command_killed_by_a_signal_exits_with_128_plus_it() {
+    let dir = status_dir("signal");
+    let mut child = agent(&[
+        "--status-dir",
+        dir.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "kill -9 $$",
+    ]);
+    wait_for("the command's end in command.json", || {
+        command_json(&dir) == r#"{"state":"exited","code":137}"#
+    });
+    term(&child);
+    wait_exit(&mut child, Duration::from_secs(10));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_command_that_cannot_start_is_reported_as_failed() {
+    let dir = status_dir("failed");
+    let mut child = agent(&[
+        "--status-dir",
+        dir.to_str().unwrap(),
+        "--",
+        "/nonexistent/program",
+    ]);
+    wait_for("the failure in command.json", || {
+        !command_json(&dir).is_empty()
+    });
+    let json = command_json(&dir);
+    assert!(
+        json.starts_with(r#"{"state":"failed","message":"cannot run \"/nonexistent/program\": "#),
+        "{json}"
+    );
+    term(&child);
+    wait_exit(&mut child, Duration::from_secs(10));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_unwritable_status_directory_is_said_once_and_changes_nothing() {
+    let mut child = agent(&[
+        "--status-dir",
+        "/nonexistent/status",
+        "--",
+        "sh",
+        "-c",
+        "exit 0",
+    ]);
+    let err = collect(child.stderr.take().unwrap());
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the agent exited early"
+    );
+    term(&child);
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).code(),
+        Some(0)
+    );
+    let err = err.join().unwrap();
+    assert_eq!(
+        err.matches("cannot report the command's state").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("command exited with status 0"), "{err}");
 }

@@ -17,16 +17,13 @@ use devbox_runtime::{
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
 
-pub const BRIDGE: &str = "dbxtest0";
-pub const SUBNET: &str = "10.78.0.0/24";
-pub const GATEWAY: &str = "10.78.0.1";
 pub const BUSYBOX: &str = "/bin/busybox";
 
 /// Applets linked in the test image, as `busybox --install -s` would.
 const APPLETS: &[&str] = &[
     "sh", "echo", "cat", "ls", "sleep", "ip", "ping", "hostname", "id", "ps", "touch", "rm",
     "mkdir", "stty", "test", "true", "false", "wc", "env", "kill", "grep", "unshare", "httpd",
-    "dd", "head", "seq", "yes",
+    "dd", "head", "seq", "yes", "readlink",
 ];
 
 /// Fails with a clear message when a prerequisite of these tests is missing.
@@ -104,16 +101,96 @@ pub fn temp_root() -> tempfile::TempDir {
         .unwrap()
 }
 
-pub fn config(root: &Path) -> RuntimeConfig {
-    let mut c = RuntimeConfig::new(root);
-    c.bridge = BRIDGE.to_owned();
-    c.subnet = SUBNET.parse().unwrap();
-    c
+/// A network of one test: bridge `dbxtestN` with 10.78.N.0/24, for an N
+/// that no other test (of this run or a concurrent one) holds and whose
+/// bridge does not exist, so a test never touches a bridge it did not
+/// create. Dropping it removes the bridge, its NAT rule and its forward
+/// chain; declare it first in a test, so it is dropped last.
+#[derive(Debug)]
+pub struct TestNet {
+    pub n: u8,
+    pub bridge: String,
+    pub subnet: String,
+    _claim: std::fs::File,
 }
 
-pub async fn runtime(root: &Path) -> LocalRuntime {
+impl TestNet {
+    pub fn claim() -> TestNet {
+        require_prerequisites();
+        for n in 1..=254u8 {
+            let bridge = format!("dbxtest{n}");
+            let path = std::env::temp_dir().join(format!("devbox-test-{bridge}.lock"));
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+            let free =
+                rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok();
+            if free && !Path::new("/sys/class/net").join(&bridge).exists() {
+                return TestNet {
+                    n,
+                    bridge,
+                    subnet: format!("10.78.{n}.0/24"),
+                    _claim: f,
+                };
+            }
+        }
+        panic!("no free test network dbxtest1..dbxtest254: remove stale ones with `ip link del`");
+    }
+
+    /// The address 10.78.N.`host`.
+    pub fn ip(&self, host: u8) -> String {
+        format!("10.78.{}.{host}", self.n)
+    }
+
+    pub fn gateway(&self) -> String {
+        self.ip(1)
+    }
+
+    pub fn config(&self, root: &Path) -> RuntimeConfig {
+        let mut c = RuntimeConfig::new(root);
+        c.bridge = self.bridge.clone();
+        c.subnet = self.subnet.parse().unwrap();
+        c
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        use std::process::Command;
+        let run = |program: &str, args: &[&str]| {
+            let _ = Command::new(program).args(args).output();
+        };
+        run("ip", &["link", "del", &self.bridge]);
+        run(
+            "iptables",
+            &[
+                "-w",
+                "-t",
+                "nat",
+                "-D",
+                "POSTROUTING",
+                "-s",
+                &self.subnet,
+                "!",
+                "-o",
+                &self.bridge,
+                "-j",
+                "MASQUERADE",
+            ],
+        );
+        let chain = format!("DEVBOX-{}", self.bridge);
+        run("iptables", &["-w", "-D", "FORWARD", "-j", &chain]);
+        run("iptables", &["-w", "-F", &chain]);
+        run("iptables", &["-w", "-X", &chain]);
+    }
+}
+
+pub async fn runtime(root: &Path, net: &TestNet) -> LocalRuntime {
     require_prerequisites();
-    LocalRuntime::new(config(root))
+    LocalRuntime::new(net.config(root))
         .await
         .expect("create the runtime")
 }
@@ -288,10 +365,28 @@ pub async fn exec(rt: &LocalRuntime, id: &DevboxId, cmd: &[&str]) -> Output {
     exec_as(rt, id, None, cmd).await
 }
 
-/// Asserts that nothing of the devbox is left on the machine: no mount under
-/// the runtime's root, no cgroup, no network namespace, no veth, no
-/// container, no directory.
+/// The PIDs of the running shims of a devbox.
+pub fn shims_of(id: &DevboxId) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        // A zombie's command line is empty, so it never matches.
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.get(1) == Some(&&b"shim"[..]) && args.contains(&id.as_str().as_bytes()) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Asserts that nothing of the devbox is left on the machine: no shim, no
+/// mount under the runtime's root, no cgroup, no network namespace, no
+/// veth, no container, no directory.
 pub fn assert_nothing_left(root: &Path, id: &DevboxId) {
+    assert_eq!(shims_of(id), Vec::<u32>::new(), "a shim is left");
     let root = std::fs::canonicalize(root).unwrap();
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     for line in mountinfo.lines() {

@@ -18,8 +18,9 @@ fn tree_files(dir: &std::path::Path) -> Vec<String> {
 
 #[tokio::test]
 async fn layers_unpack_once_and_only_when_their_digest_matches() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let store = rt.layers();
     let src = tempfile::tempdir().unwrap();
     std::fs::create_dir(src.path().join("etc")).unwrap();
@@ -68,8 +69,9 @@ async fn layers_unpack_once_and_only_when_their_digest_matches() {
 
 #[tokio::test]
 async fn racing_unpacks_of_one_layer_both_succeed() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let store = Arc::new(rt.layers().clone());
     let src = tempfile::tempdir().unwrap();
     busybox_rootfs(src.path());

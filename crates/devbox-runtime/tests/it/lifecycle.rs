@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use devbox_model::{ByteSize, Resources};
+use devbox_runtime::cgroup;
 use devbox_runtime::{
     ChangesRequest, ContainerState, ExecSpec, LocalRuntime, Runtime, RuntimeError, Signal,
 };
@@ -14,22 +15,11 @@ use crate::common::*;
 
 const GRACE: Duration = Duration::from_secs(5);
 
-fn cgroup_file(id: &devbox_model::DevboxId, controller: &str, file: &str) -> String {
-    let p = Path::new("/sys/fs/cgroup")
-        .join(controller)
-        .join("devbox")
-        .join(id.as_str())
-        .join(file);
-    std::fs::read_to_string(&p)
-        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
-        .trim()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let layer = busybox_layer(rt.layers());
     let id = new_id();
     let _cleanup = Cleanup {
@@ -98,7 +88,7 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
     );
     let out = exec(&rt, &id, &["sh", "-c", "echo x > /etc/hosts"]).await;
     assert_ne!(out.code, 0, "/etc/hosts must be read-only");
-    let out = exec(&rt, &id, &["ping", "-c", "1", "-W", "5", GATEWAY]).await;
+    let out = exec(&rt, &id, &["ping", "-c", "1", "-W", "5", &net.gateway()]).await;
     assert_eq!(out.code, 0, "ping the gateway: {out:?}");
     let out = exec(&rt, &id, &["ip", "-4", "addr", "show", "eth0"]).await;
     assert!(out.stdout.contains(&format!("{ip}/24")), "{}", out.stdout);
@@ -153,24 +143,24 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
     );
 
     // Cgroup limits, then changed in place.
+    assert_eq!(cgroup::memory_limit(&id).unwrap(), Some(256 << 20));
     assert_eq!(
-        cgroup_file(&id, "memory", "memory.limit_in_bytes"),
-        (256u64 << 20).to_string()
+        cgroup::cpu_limit(&id).unwrap(),
+        cgroup::CpuLimit {
+            quota: Some(100_000),
+            period: 100_000
+        }
     );
-    assert_eq!(cgroup_file(&id, "cpu", "cpu.cfs_quota_us"), "100000");
-    assert_eq!(cgroup_file(&id, "pids", "pids.max"), "512");
+    assert_eq!(cgroup::pids_limit(&id).unwrap(), Some(512));
     let bigger = Resources {
         cpus: 0.5,
         memory: ByteSize::mib(300),
         pids: 600,
     };
     rt.update(&id, &bigger).await.expect("update");
-    assert_eq!(
-        cgroup_file(&id, "memory", "memory.limit_in_bytes"),
-        (300u64 << 20).to_string()
-    );
-    assert_eq!(cgroup_file(&id, "cpu", "cpu.cfs_quota_us"), "50000");
-    assert_eq!(cgroup_file(&id, "pids", "pids.max"), "600");
+    assert_eq!(cgroup::memory_limit(&id).unwrap(), Some(300 << 20));
+    assert_eq!(cgroup::cpu_limit(&id).unwrap().quota, Some(50_000));
+    assert_eq!(cgroup::pids_limit(&id).unwrap(), Some(600));
 
     // A change survives stop and start.
     let out = exec(&rt, &id, &["sh", "-c", "echo kept > /root/file"]).await;
@@ -197,6 +187,7 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
     // The runtime's mount targets never reach the upper directory.
     for target in [
         ".devbox",
+        ".devbox/run",
         "etc/hosts",
         "etc/hostname",
         "etc/resolv.conf",
@@ -225,8 +216,9 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
 
 #[tokio::test]
 async fn an_exec_on_a_terminal_runs_a_shell_and_follows_resizes() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let layer = busybox_layer(rt.layers());
     let id = new_id();
     let _cleanup = Cleanup {
@@ -317,8 +309,9 @@ async fn an_exec_on_a_terminal_runs_a_shell_and_follows_resizes() {
 
 #[tokio::test]
 async fn devboxes_cannot_reach_each_other() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let layer = busybox_layer(rt.layers());
     let (a, b) = (new_id(), new_id());
     let _cleanup = Cleanup {
@@ -335,7 +328,7 @@ async fn devboxes_cannot_reach_each_other() {
         .expect("an address")
         .to_string();
     for id in [&a, &b] {
-        let out = exec(&rt, id, &["ping", "-c", "1", "-W", "5", GATEWAY]).await;
+        let out = exec(&rt, id, &["ping", "-c", "1", "-W", "5", &net.gateway()]).await;
         assert_eq!(out.code, 0, "the gateway is reachable: {out:?}");
     }
     let out = exec(&rt, &a, &["ping", "-c", "1", "-W", "2", &b_ip]).await;
@@ -347,7 +340,10 @@ async fn devboxes_cannot_reach_each_other() {
         &[
             "sh",
             "-c",
-            &format!("ip route replace {b_ip} via {GATEWAY} 2>&1; echo $?"),
+            &format!(
+                "ip route replace {b_ip} via {} 2>&1; echo $?",
+                net.gateway()
+            ),
         ],
     )
     .await;
@@ -364,17 +360,18 @@ async fn devboxes_cannot_reach_each_other() {
 
 #[tokio::test]
 async fn a_new_runtime_adopts_running_devboxes() {
+    let net = TestNet::claim();
     let root = temp_root();
     let id = new_id();
     {
-        let rt = runtime(root.path()).await;
+        let rt = runtime(root.path(), &net).await;
         let layer = busybox_layer(rt.layers());
         let mut spec = start_spec(&id, "box-adopt", &layer);
         spec.command = Some(vec!["sleep".into(), "1000".into()]);
         start(&rt, &spec).await.expect("start");
     }
     // The first runtime is gone, as after a restart of the server.
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let _cleanup = Cleanup {
         rt: &rt,
         ids: vec![id.clone()],
@@ -419,8 +416,9 @@ async fn assert_rolled_back(rt: &LocalRuntime, root: &Path, id: &devbox_model::D
 
 #[tokio::test]
 async fn failed_starts_leave_nothing_behind() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let layer = busybox_layer(rt.layers());
 
     // Refused before anything is set up: a layer neither the node nor the
@@ -489,8 +487,9 @@ fn tar_names(tar: &[u8]) -> Vec<String> {
 
 #[tokio::test]
 async fn committed_changes_become_a_lower_layer_without_copying() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let base = busybox_layer(rt.layers());
     let id = new_id();
     let _cleanup = Cleanup {

@@ -16,8 +16,9 @@ const GRACE: Duration = Duration::from_secs(5);
 
 #[tokio::test]
 async fn a_node_fetches_the_layers_it_lacks_from_the_source_and_checks_them() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let src = tempfile::tempdir().unwrap();
     busybox_rootfs(src.path());
     let tar = pack(src.path());
@@ -62,8 +63,9 @@ async fn a_node_fetches_the_layers_it_lacks_from_the_source_and_checks_them() {
 
 #[tokio::test]
 async fn connect_reaches_a_server_listening_inside_the_devbox_only() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let layer = busybox_layer(rt.layers());
     let id = new_id();
     let _cleanup = Cleanup {
@@ -120,8 +122,9 @@ async fn connect_reaches_a_server_listening_inside_the_devbox_only() {
 
 #[tokio::test]
 async fn a_followed_log_streams_new_output_and_ends_when_the_devbox_stops() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let layer = busybox_layer(rt.layers());
     let id = new_id();
     let _cleanup = Cleanup {
@@ -191,8 +194,9 @@ async fn a_followed_log_streams_new_output_and_ends_when_the_devbox_stops() {
 
 #[tokio::test]
 async fn the_node_notices_a_devbox_whose_init_was_killed() {
+    let net = TestNet::claim();
     let root = temp_root();
-    let rt = runtime(root.path()).await;
+    let rt = runtime(root.path(), &net).await;
     let layer = busybox_layer(rt.layers());
     let id = new_id();
     let _cleanup = Cleanup {

@@ -136,7 +136,7 @@ fn op_code(e: &OpError) -> ErrorCode {
         | OpError::Empty { .. }
         | OpError::Workdir { .. }
         | OpError::UnknownVariable { .. } => ErrorCode::InvalidArgument,
-        OpError::Failed { source, .. } => match source {
+        OpError::Failed { source, .. } => match &**source {
             StepError::Image(e) => e.code(),
             StepError::Store(e) => store_code(e),
             StepError::Runtime(e) => runtime_code(e),
@@ -252,11 +252,11 @@ mod tests {
             (
                 OpError::Runtime {
                     name: name.clone(),
-                    source: RuntimeError::MemoryBelowUsage {
+                    source: Box::new(RuntimeError::MemoryBelowUsage {
                         id: devbox_model::DevboxId::from_random([1; 8]),
                         limit: devbox_model::ByteSize::mib(1),
                         usage: devbox_model::ByteSize::mib(2),
-                    },
+                    }),
                 },
                 400,
             ),

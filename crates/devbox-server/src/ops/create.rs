@@ -37,7 +37,7 @@ pub async fn create(
                 reference: req.image.to_string(),
             }
         } else {
-            OpError::Image(e)
+            e.into()
         }
     })?;
     let state = state.clone();

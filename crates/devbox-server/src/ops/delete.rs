@@ -48,7 +48,7 @@ pub(crate) async fn finish(
         let err = OpError::Failed {
             op: "delete",
             name: deleting.name.clone(),
-            source: source.into(),
+            source: Box::new(source.into()),
         };
         state
             .store

@@ -51,21 +51,21 @@ pub enum OpError {
         op: &'static str,
         name: DevboxName,
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
 
     #[error("devbox {name}: {source}")]
     Runtime {
         name: DevboxName,
         #[source]
-        source: RuntimeError,
+        source: Box<RuntimeError>,
     },
 
     #[error(transparent)]
-    Image(#[from] ImageError),
+    Image(Box<ImageError>),
 
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Box<StoreError>),
 
     #[error("the operation on devbox {name} ended abnormally: {message}")]
     Aborted { name: DevboxName, message: String },
@@ -82,9 +82,21 @@ impl OpError {
             },
             source => OpError::Runtime {
                 name: name.clone(),
-                source,
+                source: Box::new(source),
             },
         }
+    }
+}
+
+impl From<ImageError> for OpError {
+    fn from(e: ImageError) -> Self {
+        OpError::Image(Box::new(e))
+    }
+}
+
+impl From<StoreError> for OpError {
+    fn from(e: StoreError) -> Self {
+        OpError::Store(Box::new(e))
     }
 }
 

@@ -60,7 +60,7 @@ pub(crate) async fn start(state: &AppState, devbox: &DevboxRecord) -> OpResult<D
             let err = OpError::Failed {
                 op: "start",
                 name: starting.name.clone(),
-                source,
+                source: Box::new(source),
             };
             if let Err(cleanup) = state.runtime.stop(&starting.id, Duration::ZERO).await {
                 tracing::warn!(devbox = %starting.name, "cleanup after a failed start: {cleanup}");
@@ -131,7 +131,7 @@ pub(crate) async fn settle_stop(
             let err = OpError::Failed {
                 op: "stop",
                 name: stopping.name.clone(),
-                source,
+                source: Box::new(source),
             };
             state
                 .store
