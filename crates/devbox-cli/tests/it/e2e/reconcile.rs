@@ -58,7 +58,7 @@ fn a_devbox_whose_init_is_killed_on_the_host_shows_as_stopped_with_the_reason() 
         std::thread::sleep(Duration::from_millis(100));
     };
     let reason = shown["reason"].as_str().unwrap_or_default();
-    assert!(!reason.is_empty(), "no reason recorded: {shown}");
+    assert_eq!(reason, "exited with 137: killed by SIGKILL", "{shown}");
     let listed = s.ok(&["ls"]);
     assert!(listed.contains(reason), "ls does not say why: {listed}");
 
@@ -91,4 +91,36 @@ async fn every_error_is_json_even_for_a_method_a_route_does_not_take() {
         msg.contains("PUT") && msg.contains("/api/v1/devboxes"),
         "{msg}"
     );
+}
+
+#[test]
+fn a_startup_command_that_fails_at_once_shows_in_start_and_show() {
+    let s = Server::start();
+    s.import_busybox("base:1");
+    s.ok(&["create", "broken", "--image", "base:1", "--cmd", "sh -c 'exit 3'"]);
+    let out = s.cli(&["start", "broken"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(stderr.contains("exited with 3"), "{stderr}");
+    let shown = s.json(&["show", "broken", "--json"]);
+    assert_eq!(shown["state"], "running", "the devbox itself runs: {shown}");
+    assert_eq!(
+        shown["command_status"],
+        serde_json::json!({"state": "exited", "code": 3}),
+        "{shown}"
+    );
+
+    s.ok(&["create", "typo", "--image", "base:1", "--cmd", "/no/such/program"]);
+    let out = s.cli(&["start", "typo"]);
+    assert_eq!(out.status.code(), Some(5));
+    // `--cmd` runs through the image's shell, which reports the missing
+    // program as 127.
+    let shown = s.json(&["show", "typo", "--json"]);
+    assert_eq!(
+        shown["command_status"],
+        serde_json::json!({"state": "exited", "code": 127}),
+        "{shown}"
+    );
+    s.ok(&["rm", "broken"]);
+    s.ok(&["rm", "typo"]);
 }
