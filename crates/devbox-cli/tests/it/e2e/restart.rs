@@ -90,3 +90,35 @@ async fn operations_cut_short_by_a_crash_are_finished_or_rolled_back() {
         s.ok(&["exec", name, "--", "true"]);
     }
 }
+
+#[test]
+fn a_second_server_on_the_same_data_directory_fails_before_touching_anything() {
+    let s = Server::start();
+    s.import_busybox("base:1");
+    s.ok(&["create", "web", "--image", "base:1"]);
+    s.ok(&["start", "web"]);
+    let spool = s.data.path().join("tmp/keep-me");
+    std::fs::write(&spool, b"an upload in progress").unwrap();
+
+    let other_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_devbox"))
+        .args(["server", "--data-dir"])
+        .arg(s.data.path())
+        .args(["--listen", &format!("127.0.0.1:{other_port}")])
+        .args(["--subnet", &s.subnet, "--bridge", &s.bridge])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another devbox server"), "{err}");
+    assert!(err.contains("pid "), "the holder is named: {err}");
+    // The first server's spool and devboxes are untouched.
+    assert!(spool.exists(), "the second server emptied the spool");
+    assert_eq!(s.json(&["show", "web", "--json"])["state"], "running");
+    assert_eq!(s.ok(&["exec", "web", "--", "echo", "fine"]), "fine\n");
+    s.ok(&["rm", "web"]);
+}
