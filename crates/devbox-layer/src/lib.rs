@@ -8,6 +8,8 @@
 
 pub mod compression;
 pub mod digest;
+pub mod ignore;
+pub mod index;
 pub mod normalize;
 pub mod pack;
 pub mod source;
