@@ -205,9 +205,10 @@ impl<W: Write> IndexWriter<W> {
             .take_while(|(a, b)| a == b)
             .count();
         let suffix = &entry.path[shared..];
-        let flags = u8::from(entry.whiteout) * FLAG_WHITEOUT
-            | u8::from(entry.opaque) * FLAG_OPAQUE
-            | u8::from(entry.recheck) * FLAG_RECHECK;
+        let flag = |set: bool, bit: u8| if set { bit } else { 0 };
+        let flags = flag(entry.whiteout, FLAG_WHITEOUT)
+            | flag(entry.opaque, FLAG_OPAQUE)
+            | flag(entry.recheck, FLAG_RECHECK);
         let out = &mut self.out;
         (|| -> io::Result<()> {
             out.u8(TAG_ENTRY)?;

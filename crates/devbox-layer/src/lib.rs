@@ -6,6 +6,7 @@
 //! streams into directory trees and back, and it treats every tar it reads as
 //! hostile: nothing an archive says can make it write outside its destination.
 
+pub mod changes;
 pub mod compression;
 pub mod digest;
 pub mod ignore;
@@ -14,18 +15,23 @@ pub mod normalize;
 pub mod pack;
 pub mod source;
 pub mod unpack;
+pub mod watermark;
 pub mod whiteout;
 
 mod entry;
+mod stat;
 mod tar_writer;
 mod xattr;
 
 pub use compression::{Compression, CompressionError, LayerDigests, decompress, write_layer};
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
+pub use ignore::{IgnoreError, IgnoreSet};
+pub use index::{IndexEntry, IndexError, IndexHeader, IndexReader, IndexWriter};
 pub use normalize::{NormalizeStats, normalize};
-pub use pack::{PackError, PackOptions, PackStats, pack_dir};
+pub use pack::{PackError, PackOptions, PackStats, pack_changes, pack_dir};
 pub use source::{LayerDescriptor, LayerSource, LayerSourceError};
 pub use unpack::{Refusal, UnpackError, UnpackStats, unpack};
+pub use watermark::{Watermark, WatermarkError};
 
 #[cfg(test)]
 mod test_tar;
