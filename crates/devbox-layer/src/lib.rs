@@ -6,8 +6,8 @@
 //! streams into directory trees and back, and it treats every tar it reads as
 //! hostile: nothing an archive says can make it write outside its destination.
 
-pub mod changes;
 pub mod compression;
+pub mod diff;
 pub mod digest;
 pub mod ignore;
 pub mod index;
@@ -18,12 +18,14 @@ pub mod unpack;
 pub mod watermark;
 pub mod whiteout;
 
+mod changes;
 mod entry;
 mod stat;
 mod tar_writer;
 mod xattr;
 
 pub use compression::{Compression, CompressionError, LayerDigests, decompress, write_layer};
+pub use diff::{Change, DiffItem, DiffStats, FileKind, diff_changes};
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
 pub use ignore::{IgnoreError, IgnoreSet};
 pub use index::{IndexEntry, IndexError, IndexHeader, IndexReader, IndexWriter};
