@@ -14,6 +14,8 @@ pub mod index;
 pub mod normalize;
 pub mod pack;
 pub mod source;
+pub mod squash;
+pub mod testing;
 pub mod unpack;
 pub mod watermark;
 pub mod whiteout;
@@ -24,7 +26,10 @@ mod stat;
 mod tar_writer;
 mod xattr;
 
-pub use compression::{Compression, CompressionError, LayerDigests, decompress, write_layer};
+pub use compression::{
+    Compression, CompressionError, LayerDigests, LayerWriter, decompress, default_threads,
+    write_layer, write_layer_threads,
+};
 pub use diff::{Change, DiffItem, DiffStats, FileKind, diff_changes};
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
 pub use ignore::{IgnoreError, IgnoreSet};
@@ -32,6 +37,7 @@ pub use index::{IndexEntry, IndexError, IndexHeader, IndexReader, IndexWriter};
 pub use normalize::{NormalizeStats, normalize};
 pub use pack::{PackError, PackOptions, PackStats, pack_changes, pack_dir};
 pub use source::{LayerDescriptor, LayerSource, LayerSourceError};
+pub use squash::{SquashError, SquashStats, squash};
 pub use unpack::{Refusal, UnpackError, UnpackStats, unpack};
 pub use watermark::{Watermark, WatermarkError};
 

@@ -3,7 +3,7 @@
 
 mod create;
 mod error;
-mod tree;
+pub(crate) mod tree;
 
 #[cfg(test)]
 mod tests;
