@@ -185,6 +185,9 @@ impl<W: Write> Writer<W> {
         data: &mut R,
     ) -> Result<(), EntryError> {
         let record = &records[index];
+        if record.hides_base {
+            self.whiteout_of(plan, record).map_err(EntryError::Write)?;
+        }
         let carrier = (record.carried_by != NONE).then(|| &records[record.carried_by as usize]);
         let name_of = |r: &Record| {
             let mut name = plan.name(r.path).to_vec();
@@ -260,6 +263,25 @@ impl<W: Write> Writer<W> {
             }
             self.stats.bytes += header.size;
         }
+        Ok(())
+    }
+
+    /// A whiteout standing for a non-directory a newer layer made a directory.
+    fn whiteout_of(&mut self, plan: &Plan, record: &Record) -> io::Result<()> {
+        let name = marker_name(plan, record);
+        let header = EntryHeader {
+            name: &name,
+            kind: EntryKind::File,
+            link: b"",
+            mode: 0,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+            size: 0,
+            xattrs: &[],
+        };
+        self.header(&header)?;
+        self.stats.whiteouts += 1;
         Ok(())
     }
 

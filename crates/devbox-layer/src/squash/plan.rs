@@ -3,12 +3,18 @@
 //!
 //! Survival is decided newest entry first (the last layer, and within a
 //! layer its last entry). A path's entry survives unless a later entry
-//! defines the same path, or a later non-directory, a whiteout of a newer
-//! layer, or an opaque marker of a newer layer sits on one of its ancestors
-//! (the marker only for what is below it). Whiteouts and opaque markers only
-//! act on older layers, as in unpack, whatever the order within a layer.
+//! defines the same path, or one of its ancestors is hidden: by a later
+//! non-directory in the same layer (unpack clears what was below it), by a
+//! newer layer in which it ends up a non-directory, or by a whiteout or
+//! opaque marker of a newer layer. Whiteouts and opaque markers only act on
+//! older layers, as in unpack, whatever the order within a layer; and only
+//! a path's final state in a layer acts on older layers, since a layer is
+//! unpacked on its own and stacked as a whole.
 //! Whiteouts and markers survive too (once per path), since the merged layer
-//! must hide the same things in the base it is applied on.
+//! must hide the same things in the base it is applied on; for the same
+//! reason a layer's non-directory that a newer layer's directory replaces
+//! becomes a whiteout (it cut the base's directory off, and the newer
+//! directory alone would merge with it again).
 
 use std::collections::{HashMap, HashSet};
 
@@ -56,6 +62,9 @@ pub(super) struct Record {
     /// For a hard link: the index (in its layer) of the record holding the content.
     pub content: u32,
     pub survives: bool,
+    /// A non-directory replaced by a newer layer's directory: written as a
+    /// whiteout of its path, so the base's directory stays hidden.
+    pub hides_base: bool,
     /// For content whose own record does not survive: the surviving hard
     /// link that carries it instead (its first in the layer).
     pub carried_by: u32,
@@ -68,9 +77,9 @@ struct PathInfo {
     flags: u8,
 }
 
-/// A later entry defines the path.
+/// A newer layer defines the path.
 const DEFINED: u8 = 1;
-/// A later entry makes it a non-directory: everything below is hidden.
+/// A newer layer ends with it a non-directory: everything below is hidden.
 const NONDIR: u8 = 2;
 /// A newer layer whites it out: it and everything below is hidden.
 const WHITED: u8 = 4;
@@ -80,6 +89,8 @@ const OPAQUE: u8 = 8;
 const WHITEOUT_KEPT: u8 = 16;
 /// An opaque marker of it is already kept.
 const OPAQUE_KEPT: u8 = 32;
+/// Its newest definition is a directory.
+const TOP_DIR: u8 = 64;
 
 /// Every layer's records, and the paths they name.
 #[derive(Debug, Default)]
@@ -152,12 +163,11 @@ impl Plan {
         self.paths[id as usize].parent
     }
 
-    /// Whether a later non-directory, a newer whiteout or a newer opaque
-    /// marker on a proper ancestor of `id` hides it.
-    fn under_hidden(&self, id: u32) -> bool {
+    /// Whether `test(id, flags)` holds for a proper ancestor of `id`.
+    fn any_ancestor(&self, id: u32, test: impl Fn(u32, u8) -> bool) -> bool {
         let mut at = self.paths[id as usize].parent;
         while at != NONE {
-            if self.paths[at as usize].flags & (NONDIR | WHITED | OPAQUE) != 0 {
+            if test(at, self.paths[at as usize].flags) {
                 return true;
             }
             at = self.paths[at as usize].parent;
@@ -175,37 +185,67 @@ impl Plan {
 
     /// Decides which records survive, and which hard links carry content
     /// whose own record does not.
+    ///
+    /// Within a layer, entries act by position: a later entry replaces an
+    /// earlier one of the same path, and a later non-directory clears what
+    /// was below it. On older layers, a layer acts through its final state
+    /// only (what unpacking it alone leaves), so those effects are staged and
+    /// applied once the layer is done.
     pub(super) fn decide(&mut self) {
         for k in (0..self.layers.len()).rev() {
             let mut records = std::mem::take(&mut self.layers[k]);
             let mut staged = Vec::new();
+            // Paths a later entry of this layer defines, or makes non-directories.
+            let mut redefined = HashSet::new();
+            let mut nondir_here = HashSet::new();
             for r in records.iter_mut().rev() {
                 let own = self.flags(r.path);
-                let hidden = self.under_hidden(r.path);
-                r.survives = match r.kind {
-                    RecKind::Whiteout => !hidden && own & (WHITED | WHITEOUT_KEPT) == 0,
-                    RecKind::Opaque => {
-                        !hidden && own & (NONDIR | WHITED | OPAQUE | OPAQUE_KEPT) == 0
-                    }
-                    _ => !hidden && own & (DEFINED | WHITED) == 0,
-                };
+                let cleared_here = self.any_ancestor(r.path, |id, _| nondir_here.contains(&id));
+                let hidden = self.any_ancestor(r.path, |_, f| f & (NONDIR | WHITED | OPAQUE) != 0);
                 match r.kind {
                     RecKind::Whiteout => {
+                        let last = !cleared_here;
+                        r.survives = last && !hidden && own & (WHITED | WHITEOUT_KEPT) == 0;
                         if r.survives {
                             self.set(r.path, WHITEOUT_KEPT);
                         }
-                        staged.push((r.path, WHITED));
+                        if last {
+                            staged.push((r.path, WHITED));
+                        }
                     }
                     RecKind::Opaque => {
+                        let last = !cleared_here && !nondir_here.contains(&r.path);
+                        r.survives =
+                            last && !hidden && own & (NONDIR | WHITED | OPAQUE | OPAQUE_KEPT) == 0;
                         if r.survives {
                             self.set(r.path, OPAQUE_KEPT);
                         }
-                        staged.push((r.path, OPAQUE));
+                        if last {
+                            staged.push((r.path, OPAQUE));
+                        }
                     }
                     kind => {
-                        self.set(r.path, DEFINED);
+                        let last = !cleared_here && !redefined.contains(&r.path);
+                        r.survives = last && !hidden && own & (DEFINED | WHITED) == 0;
+                        r.hides_base = last
+                            && kind.is_nondir()
+                            && own & TOP_DIR != 0
+                            && !hidden
+                            && own & (WHITED | WHITEOUT_KEPT) == 0;
+                        if r.hides_base {
+                            self.set(r.path, WHITEOUT_KEPT);
+                        }
+                        if last {
+                            staged.push((r.path, DEFINED));
+                            if kind.is_nondir() {
+                                staged.push((r.path, NONDIR));
+                            } else if own & DEFINED == 0 {
+                                staged.push((r.path, TOP_DIR));
+                            }
+                        }
+                        redefined.insert(r.path);
                         if kind.is_nondir() {
-                            self.set(r.path, NONDIR);
+                            nondir_here.insert(r.path);
                         }
                     }
                 }
@@ -300,6 +340,7 @@ impl LayerScan<'_> {
             size,
             content,
             survives: false,
+            hides_base: false,
             carried_by: NONE,
         });
         index

@@ -126,6 +126,19 @@ fn a_file_replacing_a_directory_and_a_directory_replacing_a_file() {
 }
 
 #[test]
+fn a_directory_that_was_a_file_in_between_keeps_nothing_from_before() {
+    let layers = vec![
+        TarBuilder::new().dir("d/").file("d/old", b"old").build(),
+        TarBuilder::new().file("d", b"a file for a while").build(),
+        TarBuilder::new().dir("d/").file("d/new", b"new").build(),
+    ];
+    let merged = assert_equivalent(&layers);
+    let listed: Vec<String> = names(&merged).into_iter().map(|(n, _)| n).collect();
+    // The file cut the base's `d` off: the whiteout keeps it cut off.
+    assert_eq!(listed, [".wh.d", "d/", "d/new"]);
+}
+
+#[test]
 fn a_hard_link_whose_target_is_shadowed_carries_the_content() {
     let layers = vec![
         TarBuilder::new()
