@@ -6,6 +6,7 @@ mod incremental;
 mod incremental_props;
 mod normalize;
 mod overlay;
+mod peers;
 mod round_trip;
 mod squash_props;
 mod support;
