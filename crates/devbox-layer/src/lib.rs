@@ -2,6 +2,13 @@
 //! overlayfs can use as a lower layer, packing a directory (or an overlayfs
 //! upperdir) into a layer, whiteouts in both directions, digests and compression.
 //!
+//! It also holds the library half of a commit: [`pack_changes`] packs only
+//! what changed in an upperdir since its [`index`] was taken, leaving out
+//! what the [`ignore`] rules say, judged against a [`Watermark`];
+//! [`diff_changes`] lists the same decisions without packing; a
+//! [`LayerWriter`] hashes and compresses the tar on all cores as it is
+//! written; [`squash`] merges layers; [`testing`] compares trees.
+//!
 //! The crate knows nothing of registries, databases or mounts: it turns byte
 //! streams into directory trees and back, and it treats every tar it reads as
 //! hostile: nothing an archive says can make it write outside its destination.
