@@ -384,7 +384,9 @@ impl<V: Visitor, P: Read, I: Write> Walker<'_, '_, V, P, I> {
             };
         let ftype = FileType::from_raw_mode(st.st_mode);
         let is_dir = ftype == FileType::Directory;
-        if self.ignore.is_ignored(&path, is_dir) {
+        let whiteout = self.overlay && ftype == FileType::CharacterDevice && st.st_rdev == 0;
+        // What a whiteout deleted was likely a directory: `build/` keeps it too.
+        if self.ignore.is_ignored(&path, is_dir || whiteout) {
             let (entries, bytes) = if is_dir {
                 count_tree(self.top().fd.as_fd(), &name, &path)?
             } else {
@@ -406,7 +408,7 @@ impl<V: Visitor, P: Read, I: Write> Walker<'_, '_, V, P, I> {
             FileType::RegularFile => LeafKind::File,
             FileType::Symlink => LeafKind::Symlink,
             FileType::Fifo => LeafKind::Fifo,
-            FileType::CharacterDevice if self.overlay && st.st_rdev == 0 => LeafKind::Whiteout,
+            FileType::CharacterDevice if whiteout => LeafKind::Whiteout,
             _ => {
                 self.visitor.skipped(&path);
                 // What the index had here is gone from any layer's point of view.

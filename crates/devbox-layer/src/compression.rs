@@ -149,6 +149,11 @@ pub fn write_layer_threads<R: Read, W: Write>(
 /// itself (a pack): whatever is written is hashed as the tar, compressed,
 /// hashed again as the blob, and written to the inner writer, memory staying
 /// at a few chunks per thread. [`LayerWriter::finish`] ends the blob.
+/// Compressed blobs reach the inner writer in large pieces; uncompressed
+/// ones as they come, so give those a buffered writer.
+///
+/// A commit packs straight into it, with no pipe or extra thread:
+/// `pack_changes(upper, previous, &ignore, watermark, &mut layer_writer, index)`.
 pub struct LayerWriter<W: Write> {
     compression: Compression,
     tar: Sha256,

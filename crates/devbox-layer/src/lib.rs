@@ -7,7 +7,7 @@
 //! what the [`ignore`] rules say, judged against a [`Watermark`];
 //! [`diff_changes`] lists the same decisions without packing; a
 //! [`LayerWriter`] hashes and compresses the tar on all cores as it is
-//! written; [`squash`] merges layers; [`testing`] compares trees.
+//! written; [`squash()`] merges layers; [`testing`] compares trees.
 //!
 //! The crate knows nothing of registries, databases or mounts: it turns byte
 //! streams into directory trees and back, and it treats every tar it reads as

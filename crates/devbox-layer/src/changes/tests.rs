@@ -315,3 +315,26 @@ fn a_watermark_of_another_filesystem_is_refused() {
     .unwrap_err();
     assert!(matches!(err, PackError::WatermarkElsewhere { .. }), "{err}");
 }
+
+#[test]
+fn a_whiteout_counts_as_a_directory_for_directory_patterns() {
+    crate::test_tree::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let mknod = |name: &str| {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            tmp.path().join(name),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::empty(),
+            0,
+        )
+        .unwrap();
+    };
+    mknod("build");
+    mknod("other");
+    let mut ignore = IgnoreSet::empty();
+    ignore.add_list(["build/"], "test").unwrap();
+    let c = commit_with(tmp.path(), None, &ignore, settled(tmp.path()));
+    assert_eq!(plain(&c.tar), [".wh.other"]);
+    assert_eq!(c.stats.ignored, 1);
+}
