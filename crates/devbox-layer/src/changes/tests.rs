@@ -338,3 +338,95 @@ fn a_whiteout_counts_as_a_directory_for_directory_patterns() {
     assert_eq!(plain(&c.tar), [".wh.other"]);
     assert_eq!(c.stats.ignored, 1);
 }
+
+/// A tar sink that changes the tree the first time the pack writes to it.
+struct Meddling<F: FnMut()> {
+    out: Vec<u8>,
+    hook: Option<F>,
+}
+
+impl<F: FnMut()> std::io::Write for Meddling<F> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(mut hook) = self.hook.take() {
+            hook();
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_file_written_during_the_walk_is_caught_next_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("upper");
+    fs::create_dir(&root).unwrap();
+    for name in ["a", "m", "z"] {
+        fs::write(root.join(name), b"before").unwrap();
+    }
+    let ignore = IgnoreSet::empty();
+    let first = commit_with(&root, None, &ignore, Watermark::take(tmp.path()).unwrap());
+
+    // `a` is packed first; it changes (same size) while the commit runs.
+    fs::write(root.join("m"), b"second").unwrap();
+    let a = root.join("a");
+    let mut tar = Meddling {
+        out: Vec::new(),
+        hook: Some(|| fs::write(&a, b"during").unwrap()),
+    };
+    let mut index = Vec::new();
+    let watermark = Watermark::take(tmp.path()).unwrap();
+    let mut prev = first.index.as_slice();
+    pack_changes(
+        &root,
+        Some(&mut prev),
+        &ignore,
+        watermark,
+        &mut tar,
+        &mut index,
+    )
+    .unwrap();
+    // Files written in the tick the first commit started in come again too.
+    assert!(plain(&tar.out).contains(&"m".to_owned()));
+
+    let third = commit_with(
+        &root,
+        Some(&index),
+        &ignore,
+        Watermark::take(tmp.path()).unwrap(),
+    );
+    assert!(
+        plain(&third.tar).contains(&"a".to_owned()),
+        "{:?}",
+        plain(&third.tar)
+    );
+}
+
+#[test]
+fn a_commit_packs_straight_into_a_layer_writer() {
+    let tmp = tempfile::tempdir().unwrap();
+    tree(tmp.path());
+    let plain_commit = commit(tmp.path(), None);
+    let mut layer =
+        crate::compression::LayerWriter::new(Vec::new(), crate::compression::Compression::Gzip, 2)
+            .unwrap();
+    let stats = pack_changes(
+        tmp.path(),
+        None,
+        &IgnoreSet::empty(),
+        settled(tmp.path()),
+        &mut layer,
+        std::io::sink(),
+    )
+    .unwrap();
+    let (blob, digests) = layer.finish().unwrap();
+    assert_eq!(stats, plain_commit.stats);
+    assert_eq!(
+        digests.diff_id,
+        crate::digest::Digest::of(&plain_commit.tar)
+    );
+    assert_eq!(digests.digest, crate::digest::Digest::of(&blob));
+}
