@@ -1,10 +1,16 @@
 //! Layer compression: detection by magic bytes, decompression,
-//! and the one-pass "hash, compress, hash" writer that turns a layer tar into a blob.
+//! and the one-pass "hash, compress, hash" writer that turns a layer tar into
+//! a blob, compressing on all cores.
+
+mod gzip;
 
 use std::fmt;
 use std::io::{self, BufReader, Read, Write};
 
-use crate::digest::{Digest, HashingReader, HashingWriter};
+use sha2::{Digest as _, Sha256};
+
+use crate::digest::{Digest, HashingWriter};
+use gzip::ParallelGzip;
 
 /// The compression of a layer blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -94,78 +100,182 @@ pub fn decompress<'a, R: Read + 'a>(
     })
 }
 
+/// The number of threads [`write_layer`] compresses with: one per core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
 /// In one streaming pass, reads the uncompressed layer tar `tar`, hashes it
-/// (the diffID), compresses it with `c`, hashes the compressed bytes (the blob
-/// digest) and writes them to `out`, which is flushed at the end.
+/// (the diffID), compresses it with `c` on [`default_threads`] threads,
+/// hashes the compressed bytes (the blob digest) and writes them to `out`,
+/// which is flushed at the end.
 pub fn write_layer<R: Read, W: Write>(
     tar: R,
     out: W,
     c: Compression,
 ) -> Result<LayerDigests, CompressionError> {
-    let write_err = |source| CompressionError::Write {
-        compression: c,
-        source,
-    };
-    let mut input = HashingReader::new(tar);
-    let blob = HashingWriter::new(out);
-    let blob = match c {
-        Compression::None => {
-            let mut w = blob;
-            copy(&mut input, &mut w, c)?;
-            w
-        }
-        Compression::Gzip => {
-            let level = flate2::Compression::new(GZIP_LEVEL);
-            let mut enc = flate2::write::GzEncoder::new(blob, level);
-            copy(&mut input, &mut enc, c)?;
-            enc.finish().map_err(write_err)?
-        }
-        Compression::Zstd => {
-            let mut enc = zstd::stream::write::Encoder::new(blob, ZSTD_LEVEL).map_err(write_err)?;
-            copy(&mut input, &mut enc, c)?;
-            enc.finish().map_err(write_err)?
-        }
-    };
-    let (mut out, digest, size) = blob.finish();
-    out.flush().map_err(write_err)?;
-    let (diff_id, uncompressed_size) = input.finish();
-    Ok(LayerDigests {
-        diff_id,
-        digest,
-        size,
-        uncompressed_size,
-    })
+    write_layer_threads(tar, out, c, default_threads())
 }
 
-/// Copies `r` to `w`, telling read errors (the tar source) from write errors (the blob).
-///
-/// The compressor sees the input in whole buffers whatever sizes the reader
-/// returns: deflate's output depends on where its input is split, and a blob
-/// digest must depend on the content alone.
-fn copy<R: Read, W: Write>(r: &mut R, w: &mut W, c: Compression) -> Result<(), CompressionError> {
+/// [`write_layer`] with `threads` compression threads (at least one is used).
+/// The blob is the same whatever the number.
+pub fn write_layer_threads<R: Read, W: Write>(
+    mut tar: R,
+    out: W,
+    c: Compression,
+    threads: usize,
+) -> Result<LayerDigests, CompressionError> {
+    let mut writer = LayerWriter::new(out, c, threads)?;
     let mut buf = vec![0u8; COPY_BUFFER];
     loop {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match r.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(source) => return Err(CompressionError::Read { source }),
-            }
-        }
-        if filled == 0 {
-            return Ok(());
-        }
-        w.write_all(&buf[..filled])
+        let n = match tar.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(CompressionError::Read { source }),
+        };
+        writer
+            .write_all(&buf[..n])
             .map_err(|source| CompressionError::Write {
                 compression: c,
                 source,
             })?;
-        if filled < buf.len() {
-            return Ok(());
-        }
     }
+    let (_, digests) = writer.finish()?;
+    Ok(digests)
+}
+
+/// The writing half of [`write_layer`], for a producer that writes the tar
+/// itself (a pack): whatever is written is hashed as the tar, compressed,
+/// hashed again as the blob, and written to the inner writer, memory staying
+/// at a few chunks per thread. [`LayerWriter::finish`] ends the blob.
+/// Compressed blobs reach the inner writer in large pieces; uncompressed
+/// ones as they come, so give those a buffered writer.
+///
+/// A commit packs straight into it, with no pipe or extra thread:
+/// `pack_changes(upper, previous, &ignore, watermark, &mut layer_writer, index)`.
+pub struct LayerWriter<W: Write> {
+    compression: Compression,
+    tar: Sha256,
+    tar_bytes: u64,
+    sink: Sink<W>,
+}
+
+enum Sink<W: Write> {
+    None(HashingWriter<W>),
+    Gzip(ParallelGzip<HashingWriter<W>>),
+    /// Zstd sees its input in whole blocks, so the blob does not depend on
+    /// how the producer happens to split its writes.
+    Zstd {
+        encoder: zstd::stream::write::Encoder<'static, HashingWriter<W>>,
+        block: Vec<u8>,
+    },
+}
+
+impl<W: Write> LayerWriter<W> {
+    /// A writer compressing with `c` on `threads` threads (at least one).
+    pub fn new(out: W, c: Compression, threads: usize) -> Result<Self, CompressionError> {
+        let threads = threads.max(1);
+        let blob = HashingWriter::new(out);
+        let sink = match c {
+            Compression::None => Sink::None(blob),
+            Compression::Gzip => Sink::Gzip(ParallelGzip::new(blob, GZIP_LEVEL, threads)),
+            Compression::Zstd => {
+                let encoder =
+                    zstd_encoder(blob, threads).map_err(|source| CompressionError::Write {
+                        compression: c,
+                        source,
+                    })?;
+                Sink::Zstd {
+                    encoder,
+                    block: Vec::with_capacity(COPY_BUFFER),
+                }
+            }
+        };
+        Ok(LayerWriter {
+            compression: c,
+            tar: Sha256::new(),
+            tar_bytes: 0,
+            sink,
+        })
+    }
+
+    /// Ends the blob, flushes the inner writer and returns it with the digests.
+    pub fn finish(self) -> Result<(W, LayerDigests), CompressionError> {
+        let c = self.compression;
+        let write_err = |source| CompressionError::Write {
+            compression: c,
+            source,
+        };
+        let blob = match self.sink {
+            Sink::None(blob) => blob,
+            Sink::Gzip(gzip) => gzip.finish().map_err(write_err)?,
+            Sink::Zstd { mut encoder, block } => {
+                encoder.write_all(&block).map_err(write_err)?;
+                encoder.finish().map_err(write_err)?
+            }
+        };
+        let (mut out, digest, size) = blob.finish();
+        out.flush().map_err(write_err)?;
+        let digests = LayerDigests {
+            diff_id: Digest::from_sha256(self.tar.finalize().into()),
+            digest,
+            size,
+            uncompressed_size: self.tar_bytes,
+        };
+        Ok((out, digests))
+    }
+}
+
+impl<W: Write> Write for LayerWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.sink {
+            Sink::None(w) => w.write_all(buf)?,
+            Sink::Gzip(w) => w.write_all(buf)?,
+            Sink::Zstd { encoder, block } => {
+                let mut rest = buf;
+                while !rest.is_empty() {
+                    let n = rest.len().min(COPY_BUFFER - block.len());
+                    block.extend_from_slice(&rest[..n]);
+                    rest = &rest[n..];
+                    if block.len() == COPY_BUFFER {
+                        encoder.write_all(block)?;
+                        block.clear();
+                    }
+                }
+            }
+        }
+        self.tar.update(buf);
+        self.tar_bytes += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    /// Compressed output is only complete at [`LayerWriter::finish`]; this
+    /// flushes nothing half-done.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<W: Write> fmt::Debug for LayerWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LayerWriter")
+            .field("compression", &self.compression)
+            .field("tar_bytes", &self.tar_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A zstd encoder using its own worker threads. Even one thread goes
+/// through zstd's multithreaded mode, whose output depends on the input
+/// alone, never on the number of workers.
+fn zstd_encoder<W: Write>(
+    out: W,
+    threads: usize,
+) -> io::Result<zstd::stream::write::Encoder<'static, W>> {
+    let mut encoder = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
+    encoder.multithread(u32::try_from(threads).unwrap_or(u32::MAX))?;
+    Ok(encoder)
 }
 
 #[cfg(test)]
@@ -202,6 +312,41 @@ mod tests {
                 );
                 assert_eq!(trickled.diff_id, whole.diff_id);
             }
+        }
+    }
+
+    #[test]
+    fn blobs_do_not_depend_on_the_number_of_threads() {
+        // Several gzip chunks, and several zstd jobs (four windows each).
+        let data: Vec<u8> = (0..20 << 20)
+            .map(|i: usize| ((i * 31) ^ (i >> 9) ^ (i >> 20)) as u8)
+            .collect();
+        for c in [Compression::Gzip, Compression::Zstd] {
+            let one = write_layer_threads(&data[..], Vec::new(), c, 1).unwrap();
+            let many = write_layer_threads(&data[..], Vec::new(), c, 3).unwrap();
+            assert_eq!(many, one, "{c}");
+        }
+    }
+
+    #[test]
+    fn a_layer_writer_gives_what_write_layer_gives() {
+        let data = b"0123456789abcdef".repeat(50_000);
+        for c in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let mut reference = Vec::new();
+            let expected = write_layer(&data[..], &mut reference, c).unwrap();
+            let mut w = LayerWriter::new(Vec::new(), c, 2).unwrap();
+            for piece in data.chunks(777) {
+                w.write_all(piece).unwrap();
+            }
+            let (blob, digests) = w.finish().unwrap();
+            assert_eq!(digests, expected, "{c}");
+            assert!(blob == reference, "{c}");
+            let mut back = Vec::new();
+            decompress(&blob[..], c)
+                .unwrap()
+                .read_to_end(&mut back)
+                .unwrap();
+            assert!(back == data, "{c}");
         }
     }
 

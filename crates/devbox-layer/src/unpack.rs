@@ -3,13 +3,13 @@
 
 mod create;
 mod error;
-mod tree;
+pub(crate) mod tree;
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
@@ -66,6 +66,10 @@ pub fn unpack<R: Read>(tar: R, dest: &Path) -> Result<UnpackStats, UnpackError> 
     let mut stats = UnpackStats::default();
     // Directory mtimes are set last: creating their content would change them again.
     let mut dir_mtimes: BTreeMap<Vec<Vec<u8>>, Mtime> = BTreeMap::new();
+    // Paths this layer whites out: a directory made at one later, even after
+    // a file in between replaced the whiteout device, still hides the lower
+    // layers' directory, as the whiteout says.
+    let mut whited: HashSet<Vec<Vec<u8>>> = HashSet::new();
     let mut archive = tar::Archive::new(tar);
     let entries = archive
         .entries()
@@ -74,12 +78,23 @@ pub fn unpack<R: Read>(tar: R, dest: &Path) -> Result<UnpackStats, UnpackError> 
         let mut raw = raw.map_err(|source| UnpackError::Archive { source })?;
         let parsed = entry::parse(&mut raw)?;
         stats.entries += 1;
+        if matches!(
+            parsed.kind,
+            Kind::File { .. } | Kind::Symlink { .. } | Kind::HardLink { .. } | Kind::Fifo
+        ) {
+            // A non-directory clears what was below its name, whiteouts included.
+            let path = parsed.path.components();
+            whited.retain(|w| !(w.len() > path.len() && w.starts_with(path)));
+        }
         match &parsed.kind {
             Kind::File { size } => {
                 stats.bytes += create::file(&mut tree, &parsed, &mut raw, *size)?
             }
             Kind::Dir => {
                 create::dir(&mut tree, &parsed)?;
+                if whited.contains(parsed.path.components()) {
+                    create::make_opaque(&mut tree, &parsed)?;
+                }
                 dir_mtimes.insert(parsed.path.components().to_vec(), parsed.meta.mtime);
             }
             Kind::Symlink { target } => create::symlink(&mut tree, &parsed, target)?,
@@ -87,6 +102,9 @@ pub fn unpack<R: Read>(tar: R, dest: &Path) -> Result<UnpackStats, UnpackError> 
             Kind::Fifo => create::fifo(&mut tree, &parsed)?,
             Kind::Whiteout { hidden } => {
                 create::whiteout(&mut tree, &parsed, hidden)?;
+                let mut path = parsed.path.parent().to_vec();
+                path.push(hidden.clone());
+                whited.insert(path);
                 stats.whiteouts += 1;
             }
             Kind::Opaque => {

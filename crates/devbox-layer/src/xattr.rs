@@ -71,6 +71,18 @@ pub(crate) fn set<Fd: AsFd>(target: Target<'_, Fd>, name: &[u8], value: &[u8]) -
     Ok(())
 }
 
+/// Removes xattr `name`; one that is already gone is no error.
+pub(crate) fn remove<Fd: AsFd>(target: Target<'_, Fd>, name: &[u8]) -> io::Result<()> {
+    let result = match target {
+        Target::Fd(fd) => rustix::fs::fremovexattr(fd, name),
+        Target::At(dir, file) => rustix::fs::lremovexattr(proc_path(&dir, file), name),
+    };
+    match result {
+        Ok(()) | Err(Errno::NODATA) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Runs a size query and a fetch, retrying when the value grew in between.
 /// A missing attribute gives `None`.
 fn read_sized(

@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::index::IndexError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
     #[error("cannot open directory to pack {}: {source}", path.display())]
@@ -22,4 +24,22 @@ pub enum PackError {
     NameTooLong { entry: String },
     #[error("writing the layer tar: {source}")]
     Write { source: io::Error },
+    #[error("upperdir index of {}: {source}", path.display())]
+    Index { path: PathBuf, source: IndexError },
+    #[error(
+        "the upperdir index was taken of another directory than {} (inode {expected}, this one \
+         is {found}): an upperdir that was replaced starts with no index",
+        path.display()
+    )]
+    IndexOfAnotherDirectory {
+        path: PathBuf,
+        expected: u64,
+        found: u64,
+    },
+    #[error(
+        "the commit watermark was read on another filesystem than {}: take it in a directory \
+         beside the upperdir",
+        path.display()
+    )]
+    WatermarkElsewhere { path: PathBuf },
 }

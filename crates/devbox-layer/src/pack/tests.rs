@@ -1,6 +1,6 @@
 use std::fs;
 
-use rustix::fs::{CWD, FileType, Mode, makedev};
+use rustix::fs::{CWD, FileType, Mode, OFlags, makedev};
 
 use super::*;
 use crate::test_tree::require_root;
@@ -64,7 +64,11 @@ fn overlay_whiteouts_and_opaque_dirs_become_oci_entries() {
         PackStats {
             entries: 4,
             bytes: 0,
-            skipped: 1
+            whiteouts: 3,
+            changes: 3,
+            skipped: 1,
+            ignored: 0,
+            ignored_bytes: 0,
         }
     );
     assert!(

@@ -285,6 +285,17 @@ pub(super) fn whiteout(
     }
 }
 
+/// Marks the directory the entry names opaque: the layer whited it out.
+pub(super) fn make_opaque(tree: &mut Tree, parsed: &ParsedEntry) -> Result<(), UnpackError> {
+    let Lookup::Dir(fd) = tree
+        .dir(parsed.path.components(), false)
+        .map_err(io_err(parsed, "open the directory"))?
+    else {
+        return Ok(());
+    };
+    tree::set_opaque(fd.as_fd()).map_err(io_err(parsed, "mark the directory opaque"))
+}
+
 /// Applies `.wh..wh..opq`: its directory becomes opaque.
 pub(super) fn opaque(tree: &mut Tree, parsed: &ParsedEntry) -> Result<(), UnpackError> {
     let dir = parent(tree, parsed)?;

@@ -334,11 +334,16 @@ fn converts_whiteouts_to_overlay_form() {
         .file(".wh.newdir", b"")
         .file(".wh.recreated", b"")
         .dir("recreated")
+        // A file in between takes the whiteout device's place, and the
+        // directory that replaces the file is still a new one.
+        .file(".wh.flip", b"")
+        .file("flip", b"a file for a while")
+        .dir("flip")
         .file("deep/er/.wh.x", b"")
         .file(".wh..wh.plnk", b"")
         .build();
     let stats = scratch.unpack(tar).unwrap();
-    assert_eq!(stats.whiteouts, 6);
+    assert_eq!(stats.whiteouts, 7);
 
     let is_whiteout = |rel: &str| {
         let md = fs::symlink_metadata(scratch.path(rel)).unwrap();
@@ -359,6 +364,7 @@ fn converts_whiteouts_to_overlay_form() {
     assert_eq!(fs::read(scratch.path("own")).unwrap(), b"o");
     assert_eq!(opaque("newdir").as_deref(), Some(&b"y"[..]));
     assert_eq!(opaque("recreated").as_deref(), Some(&b"y"[..]));
+    assert_eq!(opaque("flip").as_deref(), Some(&b"y"[..]));
     assert_eq!(opaque("deep"), None);
     assert!(!scratch.path(".wh.gone").exists());
     assert!(!scratch.path(".wh..wh.plnk").exists());

@@ -4,14 +4,13 @@
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use devbox_layer::pack::{PackError, PackOptions, pack_dir};
 use devbox_layer::unpack::unpack;
 use rustix::fs::{CWD, FileType, Mode, makedev};
 
-use crate::support::{describe, list_tar, pack, require_root, set_xattr, xattr_of};
+use crate::support::{Mount, describe, list_tar, pack, require_root, set_xattr, xattr_of};
 
 fn mknod_char(path: &Path, major: u32, minor: u32) {
     rustix::fs::mknodat(
@@ -170,30 +169,6 @@ fn upperdir_that_is_not_self_contained_is_refused() {
         // Without overlay semantics the xattr is simply not carried.
         let tar = pack(tmp.path(), false);
         assert!(list_tar(&tar).iter().all(|e| e.3.is_empty()));
-    }
-}
-
-/// An overlay mount, unmounted when dropped.
-struct Mount(PathBuf);
-
-impl Mount {
-    fn overlay(target: &Path, options: &str) -> Mount {
-        let status = Command::new("mount")
-            .args(["-t", "overlay", "overlay", "-o", options])
-            .arg(target)
-            .status()
-            .expect("running mount(8)");
-        assert!(
-            status.success(),
-            "mount -t overlay -o {options} failed: overlayfs is required"
-        );
-        Mount(target.to_path_buf())
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
     }
 }
 

@@ -6,8 +6,10 @@ pub mod tar_builder;
 pub mod tree_snapshot;
 
 pub mod describe;
+pub mod mount;
 
 pub use describe::{describe, set_mtime, set_xattr, xattr_of};
+pub use mount::{Mount, devbox_options};
 pub use tar_builder::TarBuilder;
 pub use tree_snapshot::{require_root, snapshot};
 
