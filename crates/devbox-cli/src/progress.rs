@@ -230,7 +230,8 @@ mod tests {
         assert_eq!(crate::client::error::exit_code(&e), 3);
         let done = serde_json::json!({"type":"done","image":{
             "reference":"busybox:1","repository":"busybox","tag":"1",
-            "digest":"sha256:x","size":5,"layers":1,"created_at":"2026-01-01T00:00:00Z"}});
+            "digest":format!("sha256:{}", "a".repeat(64)),"size":5,"layers":1,
+            "created_at":"2026-01-01T00:00:00Z"}});
         let img = handle_line(done.to_string().as_bytes(), &mut bars, false)
             .unwrap()
             .unwrap();
