@@ -169,10 +169,16 @@ fn a_tar_file_is_uploaded_byte_for_byte() {
         seen.imports[0].1 == content,
         "the upload differs from the file"
     );
+    // The file's name travels along, for the server's messages.
+    let source = reqwest::Url::parse_with_params(
+        "http://x/",
+        &[("name", "base:1"), ("source", file.to_str().unwrap())],
+    )
+    .unwrap();
+    let expected = format!("POST /api/v1/images/import?{}", source.query().unwrap());
     assert!(
-        seen.requests
-            .contains(&"POST /api/v1/images/import?name=base%3A1".to_owned()),
-        "{:?}",
+        seen.requests.contains(&expected),
+        "{expected} not in {:?}",
         seen.requests
     );
 }
