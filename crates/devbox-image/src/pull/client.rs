@@ -299,13 +299,23 @@ async fn send_error(url: &Url, e: reqwest::Error) -> ImageError {
             reason: "connection refused; is the registry running there?".into(),
         };
     }
-    if url.scheme() == "https" && answers_plain_http(url).await {
-        return ImageError::PlainHttp { registry };
-    }
     let reason = sources(&e)
         .last()
         .map(ToString::to_string)
         .unwrap_or_else(|| e.to_string());
+    // A certificate the handshake refused is a TLS server after all; an
+    // HTTPS server may well answer a plain request too (with a 400), so it
+    // must not be probed.
+    let certificate = sources(&e).any(|s| s.to_string().contains("certificate"));
+    if certificate {
+        return ImageError::Unreachable {
+            registry,
+            reason: format!("{reason}; pass --insecure to accept any certificate"),
+        };
+    }
+    if url.scheme() == "https" && answers_plain_http(url).await {
+        return ImageError::PlainHttp { registry };
+    }
     ImageError::Unreachable { registry, reason }
 }
 

@@ -97,7 +97,14 @@ async fn every_error_is_json_even_for_a_method_a_route_does_not_take() {
 fn a_startup_command_that_fails_at_once_shows_in_start_and_show() {
     let s = Server::start();
     s.import_busybox("base:1");
-    s.ok(&["create", "broken", "--image", "base:1", "--cmd", "sh -c 'exit 3'"]);
+    s.ok(&[
+        "create",
+        "broken",
+        "--image",
+        "base:1",
+        "--cmd",
+        "sh -c 'exit 3'",
+    ]);
     let out = s.cli(&["start", "broken"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(5), "{stderr}");
@@ -110,7 +117,14 @@ fn a_startup_command_that_fails_at_once_shows_in_start_and_show() {
         "{shown}"
     );
 
-    s.ok(&["create", "typo", "--image", "base:1", "--cmd", "/no/such/program"]);
+    s.ok(&[
+        "create",
+        "typo",
+        "--image",
+        "base:1",
+        "--cmd",
+        "/no/such/program",
+    ]);
     let out = s.cli(&["start", "typo"]);
     assert_eq!(out.status.code(), Some(5));
     // `--cmd` runs through the image's shell, which reports the missing
