@@ -22,8 +22,8 @@ use devbox_model::{DevboxId, DevboxName, Digest, EnvVar, Resources, State};
 
 pub use error::{DatabaseSource, StoreError};
 pub use records::{
-    AppliedSettings, DevboxRecord, ImageName, ManifestRecord, Removal, RepositoryManifest,
-    TagRecord, TokenRecord, Transition,
+    AppliedSettings, CommitRecord, CommitState, CommitTrigger, DevboxRecord, ImageName,
+    ManifestRecord, Removal, RepositoryManifest, TagRecord, TokenRecord, Transition,
 };
 pub use sqlite::SqliteStore;
 
@@ -164,8 +164,78 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
     async fn count_tokens(&self) -> Result<u64, StoreError>;
 }
 
-/// The whole metadata database; `Arc<dyn Store>` is what the control plane
-/// holds. Implemented for everything that implements the three concerns.
-pub trait Store: DevboxStore + ImageMetadata + TokenStore {}
+/// Commits: each devbox's history, the commit its next start runs from,
+/// and its commit settings. A commit's image is an ordinary manifest (see
+/// [`ImageMetadata`]), tagged by the commit's ID in the devbox's repository.
+#[async_trait]
+pub trait CommitStore: Send + Sync + std::fmt::Debug {
+    /// The devbox's commit state; the default (no settings, no commit, no
+    /// active base) for a devbox that never had one.
+    async fn commit_state(&self, devbox: &DevboxId) -> Result<CommitState, StoreError>;
 
-impl<T: DevboxStore + ImageMetadata + TokenStore + ?Sized> Store for T {}
+    /// Replaces the devbox's commit settings (interval and ignore
+    /// patterns), keeping its head and active base. Fails with
+    /// [`StoreError::NotFound`] when the devbox is gone.
+    async fn set_commit_settings(
+        &self,
+        devbox: &DevboxId,
+        auto_commit: Option<std::time::Duration>,
+        exclude: &[String],
+    ) -> Result<(), StoreError>;
+
+    /// Records a commit in one transaction: its manifest (if not stored),
+    /// the tag `repository:<commit id>` pointing at it, the commit record,
+    /// and the devbox's head, which becomes this commit. A crash before the
+    /// transaction leaves the previous commit the head and at worst blobs
+    /// for garbage collection. Fails with [`StoreError::AlreadyExists`]
+    /// for a commit ID or sequence number taken, and with
+    /// [`StoreError::NotFound`] when the devbox is gone; nothing is recorded
+    /// then.
+    async fn record_commit(
+        &self,
+        commit: &CommitRecord,
+        manifest: &ManifestRecord,
+        repository: &str,
+    ) -> Result<(), StoreError>;
+
+    /// The devbox's commits, newest first.
+    async fn list_commits(&self, devbox: &DevboxId) -> Result<Vec<CommitRecord>, StoreError>;
+
+    /// The commit with that ID, whichever devbox it belongs to.
+    async fn get_commit(&self, id: &str) -> Result<Option<CommitRecord>, StoreError>;
+
+    /// Makes `head` (a commit of the devbox, or `None` for its image) what
+    /// the next start runs from. Fails with [`StoreError::NotFound`] when
+    /// the devbox or the commit is gone, or the commit is another devbox's.
+    async fn set_head(&self, devbox: &DevboxId, head: Option<&str>) -> Result<(), StoreError>;
+
+    /// Records the manifest the devbox's uncommitted changes sit on, or
+    /// that it has none.
+    async fn set_active_base(
+        &self,
+        devbox: &DevboxId,
+        base: Option<&Digest>,
+    ) -> Result<(), StoreError>;
+
+    /// Pins or unpins a commit (a pinned commit is kept whatever the
+    /// retention). Fails with [`StoreError::NotFound`] for an unknown commit.
+    async fn set_pinned(&self, commit: &str, pinned: bool) -> Result<(), StoreError>;
+
+    /// Points commit `commit` at a new manifest (a squash rewrote its image
+    /// with fewer layers), moving its tag in `repository`, and records that
+    /// the commits in `merged` had their layers merged into it; one
+    /// transaction.
+    async fn replace_commit_image(
+        &self,
+        commit: &str,
+        manifest: &ManifestRecord,
+        repository: &str,
+        merged: &[String],
+    ) -> Result<(), StoreError>;
+}
+
+/// The whole metadata database; `Arc<dyn Store>` is what the control plane
+/// holds. Implemented for everything that implements the four concerns.
+pub trait Store: DevboxStore + ImageMetadata + TokenStore + CommitStore {}
+
+impl<T: DevboxStore + ImageMetadata + TokenStore + CommitStore + ?Sized> Store for T {}

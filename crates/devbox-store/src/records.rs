@@ -147,3 +147,89 @@ pub struct TokenRecord {
     pub hash: String,
     pub created_at: DateTime<Utc>,
 }
+
+/// How a commit came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CommitTrigger {
+    /// `devbox commit`.
+    Manual,
+    /// The devbox's auto-commit interval.
+    Auto,
+    /// A stop (every stop commits first).
+    Stop,
+    /// Before a release.
+    Release,
+}
+
+impl CommitTrigger {
+    pub const ALL: [CommitTrigger; 4] = [
+        CommitTrigger::Manual,
+        CommitTrigger::Auto,
+        CommitTrigger::Stop,
+        CommitTrigger::Release,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommitTrigger::Manual => "manual",
+            CommitTrigger::Auto => "auto",
+            CommitTrigger::Stop => "stop",
+            CommitTrigger::Release => "release",
+        }
+    }
+}
+
+impl std::str::FromStr for CommitTrigger {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        CommitTrigger::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("unknown commit trigger {s:?}"))
+    }
+}
+
+/// One commit of a devbox: a layer of its changes and the image it makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitRecord {
+    /// 16 lowercase hex digits; the image's tag in the devbox's repository.
+    pub id: String,
+    pub devbox: DevboxId,
+    /// Increases by one with every commit of the devbox.
+    pub seq: u64,
+    /// The commit this one was made on top of; `None` on the devbox's image.
+    pub parent: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub trigger: CommitTrigger,
+    pub message: String,
+    /// The image the commit made; `None` once retention reclaimed it (the
+    /// record stays, as history).
+    pub manifest: Option<Digest>,
+    /// The commit's own layer: its blob and its diffID.
+    pub layer_digest: Digest,
+    pub diff_id: Digest,
+    /// Size of the layer blob in bytes.
+    pub layer_size: u64,
+    /// Bytes of files the commit left out by the devbox's ignore rules.
+    pub excluded_bytes: u64,
+    /// Kept whatever the retention.
+    pub pinned: bool,
+    /// The commit whose image now holds this one's layer merged with
+    /// others, once a squash merged it.
+    pub merged_into: Option<String>,
+}
+
+/// A devbox's commit settings and where its history stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitState {
+    /// Commit a running devbox this often when something changed.
+    pub auto_commit: Option<std::time::Duration>,
+    /// The devbox's own ignore patterns (gitignore syntax).
+    pub exclude: Vec<String>,
+    /// The commit the next start runs from; `None`: the devbox's image.
+    pub head: Option<String>,
+    /// While the devbox has changes not yet committed into its layers: the
+    /// manifest they sit on (the image its current or last run started
+    /// from). `None` once a stop committed them.
+    pub active_base: Option<Digest>,
+}

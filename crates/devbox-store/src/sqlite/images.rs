@@ -88,10 +88,17 @@ fn count(tx: &Transaction<'_>, sql: &str, digest: &Digest) -> Result<i64, StoreE
         .ctx("count a manifest's names")
 }
 
-/// The devboxes created from a manifest.
+/// The devboxes that start from a manifest: created from it, running from
+/// it as their head commit, or holding changes on top of it.
 fn users(tx: &Transaction<'_>, digest: &Digest) -> Result<Vec<DevboxName>, StoreError> {
     let mut stmt = tx
-        .prepare("SELECT name FROM devboxes WHERE image_digest = ?1 ORDER BY name")
+        .prepare(
+            "SELECT name FROM devboxes WHERE image_digest = ?1
+             UNION SELECT d.name FROM devboxes d JOIN commit_state s ON s.devbox_id = d.id
+                 LEFT JOIN commits c ON c.id = s.head
+                 WHERE c.manifest = ?1 OR s.active_base = ?1
+             ORDER BY 1",
+        )
         .ctx("find the devboxes of a manifest")?;
     let names = stmt
         .query_map([digest.as_str()], |r| r.get::<_, String>(0))
@@ -102,6 +109,65 @@ fn users(tx: &Transaction<'_>, digest: &Digest) -> Result<Vec<DevboxName>, Store
         .into_iter()
         .map(|n| n.parse().map_err(|e| corrupt("name", e)))
         .collect()
+}
+
+/// Stores a manifest; storing the same digest again changes nothing.
+pub(super) fn insert_manifest(c: &Connection, m: &ManifestRecord) -> Result<(), StoreError> {
+    c.execute(
+        &format!(
+            "INSERT OR IGNORE INTO manifests ({MANIFEST_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        ),
+        params![
+            m.digest.as_str(),
+            m.media_type,
+            m.content,
+            m.config_digest.as_str(),
+            m.size as i64,
+            m.layers,
+            ts(&m.created_at)
+        ],
+    )
+    .ctx("store a manifest")?;
+    Ok(())
+}
+
+/// The body of [`ImageMetadata::set_tag`], inside the caller's transaction.
+pub(super) fn tag(
+    tx: &Transaction<'_>,
+    repository: &str,
+    tag: &str,
+    digest: &Digest,
+) -> Result<(), StoreError> {
+    if !manifest_exists(&tx, &digest)? {
+        return Err(missing_manifest(&digest));
+    }
+    let previous: Option<String> = tx
+        .query_row(
+            "SELECT digest FROM tags WHERE repository = ?1 AND tag = ?2",
+            [&repository, &tag],
+            |r| r.get(0),
+        )
+        .optional()
+        .ctx("read a tag")?;
+    tx.execute(
+            "INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+            params![repository, tag, digest.as_str(), ts(&Utc::now())],
+        )
+        .ctx("set a tag")?;
+    link(&tx, &repository, &digest)?;
+    // Moving a tag leaves its old manifest in the repository only
+    // while another tag there points at it; unnamed manifests are
+    // garbage collection's business.
+    if let Some(old) = previous.filter(|old| *old != digest.as_str()) {
+        tx.execute(
+            "DELETE FROM repository_manifests WHERE repository = ?1 AND digest = ?2
+                 AND NOT EXISTS (SELECT 1 FROM tags WHERE repository = ?1 AND digest = ?2)",
+            [repository, old.as_str()],
+        )
+        .ctx("unlink a retagged manifest")?;
+    }
+    Ok(())
 }
 
 /// The body of [`ImageMetadata::remove_image`], inside its transaction.
@@ -208,25 +274,7 @@ fn remove_names(
 impl ImageMetadata for SqliteStore {
     async fn put_manifest(&self, m: &ManifestRecord) -> Result<(), StoreError> {
         let m = m.clone();
-        self.run(move |c| {
-            c.execute(
-                &format!(
-                    "INSERT OR IGNORE INTO manifests ({MANIFEST_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-                ),
-                params![
-                    m.digest.as_str(),
-                    m.media_type,
-                    m.content,
-                    m.config_digest.as_str(),
-                    m.size as i64,
-                    m.layers,
-                    ts(&m.created_at)
-                ],
-            )
-            .ctx("store a manifest")?;
-            Ok(())
-        })
-        .await
+        self.run(move |c| insert_manifest(c, &m)).await
     }
 
     async fn get_manifest(&self, digest: &Digest) -> Result<Option<ManifestRecord>, StoreError> {
@@ -295,38 +343,10 @@ impl ImageMetadata for SqliteStore {
         tag: &str,
         digest: &Digest,
     ) -> Result<(), StoreError> {
-        let (repository, tag, digest) = (repository.to_owned(), tag.to_owned(), digest.clone());
+        let (repository, name, digest) = (repository.to_owned(), tag.to_owned(), digest.clone());
         self.run(move |c| {
             let tx = c.transaction().ctx("begin tagging")?;
-            if !manifest_exists(&tx, &digest)? {
-                return Err(missing_manifest(&digest));
-            }
-            let previous: Option<String> = tx
-                .query_row(
-                    "SELECT digest FROM tags WHERE repository = ?1 AND tag = ?2",
-                    [&repository, &tag],
-                    |r| r.get(0),
-                )
-                .optional()
-                .ctx("read a tag")?;
-            tx.execute(
-                "INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
-                params![repository, tag, digest.as_str(), ts(&Utc::now())],
-            )
-            .ctx("set a tag")?;
-            link(&tx, &repository, &digest)?;
-            // Moving a tag leaves its old manifest in the repository only
-            // while another tag there points at it; unnamed manifests are
-            // garbage collection's business.
-            if let Some(old) = previous.filter(|old| *old != digest.as_str()) {
-                tx.execute(
-                    "DELETE FROM repository_manifests WHERE repository = ?1 AND digest = ?2
-                     AND NOT EXISTS (SELECT 1 FROM tags WHERE repository = ?1 AND digest = ?2)",
-                    [&repository, &old],
-                )
-                .ctx("unlink a retagged manifest")?;
-            }
+            self::tag(&tx, &repository, &name, &digest)?;
             tx.commit().ctx("commit a tag")
         })
         .await

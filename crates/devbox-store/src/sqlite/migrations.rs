@@ -93,6 +93,36 @@ CREATE INDEX repository_manifests_by_digest ON repository_manifests(digest);
 INSERT INTO repository_manifests (repository, digest, created_at)
     SELECT repository, digest, MIN(updated_at) FROM tags GROUP BY repository, digest;
 "#,
+    // Commits: each devbox's history, its head and its commit settings. A
+    // commit's image is an ordinary manifest; when retention removes it, the
+    // commit stays as history with no manifest.
+    r#"
+CREATE TABLE commit_state (
+    devbox_id        TEXT PRIMARY KEY REFERENCES devboxes(id) ON DELETE CASCADE,
+    auto_commit_secs INTEGER,
+    exclude          TEXT NOT NULL DEFAULT '[]',
+    head             TEXT,
+    active_base      TEXT
+);
+CREATE TABLE commits (
+    id             TEXT PRIMARY KEY,
+    devbox_id      TEXT NOT NULL REFERENCES devboxes(id) ON DELETE CASCADE,
+    seq            INTEGER NOT NULL,
+    parent         TEXT,
+    created_at     TEXT NOT NULL,
+    trigger        TEXT NOT NULL,
+    message        TEXT NOT NULL,
+    manifest       TEXT REFERENCES manifests(digest) ON DELETE SET NULL,
+    layer_digest   TEXT NOT NULL,
+    diff_id        TEXT NOT NULL,
+    layer_size     INTEGER NOT NULL,
+    excluded_bytes INTEGER NOT NULL DEFAULT 0,
+    pinned         INTEGER NOT NULL DEFAULT 0,
+    merged_into    TEXT,
+    UNIQUE (devbox_id, seq)
+);
+CREATE INDEX commits_by_manifest ON commits(manifest);
+"#,
 ];
 
 /// Runs the migrations the database has not run yet, each in its own

@@ -6,6 +6,7 @@
 //! query is a point lookup or a small scan, and serializing them gives the
 //! one-transaction-per-method guarantee without busy retries.
 
+mod commits;
 mod devboxes;
 mod images;
 mod migrations;
@@ -18,6 +19,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
 use crate::StoreError;
+
+/// The schema version a database has once every migration ran.
+pub const SCHEMA_VERSION: usize = migrations::MIGRATIONS.len();
 
 /// The SQLite-backed store. Cloning shares the connection.
 #[derive(Debug, Clone)]

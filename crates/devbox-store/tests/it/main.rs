@@ -1,5 +1,6 @@
 //! Integration tests of the SQLite store through its traits.
 
+mod commits;
 mod devboxes;
 mod images;
 mod migrations;
