@@ -7,6 +7,23 @@ use std::io::{self, Read, Write};
 pub use devbox_model::digest::{Digest, DigestError};
 use sha2::{Digest as _, Sha256};
 
+/// The OCI chain IDs of a stack of layers given by their diffIDs, bottom
+/// first: the first is the first diffID, each next one is the sha256 of
+/// `"<previous chain ID> <diffID>"`. A chain ID names what a stack of layers
+/// applied in order makes, so two images sharing their first `n` layers
+/// share their first `n` chain IDs.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for d in diff_ids {
+        let next = match out.last() {
+            None => d.clone(),
+            Some(prev) => Digest::of(format!("{prev} {d}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
 /// Wraps a reader; counts and hashes every byte read through it.
 pub struct HashingReader<R> {
     inner: R,
@@ -111,6 +128,17 @@ impl<W> fmt::Debug for HashingWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_oci_definition() {
+        let a = Digest::of(b"a");
+        let b = Digest::of(b"b");
+        let ids = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(ids[0], a);
+        assert_eq!(ids[1], Digest::of(format!("{a} {b}").as_bytes()));
+        assert!(chain_ids(&[]).is_empty());
+        assert_ne!(chain_ids(&[b, a])[1], ids[1], "order matters");
+    }
 
     #[test]
     fn hashing_adapters_count_and_hash_the_stream() {

@@ -38,7 +38,7 @@ pub use compression::{
     write_layer, write_layer_threads,
 };
 pub use diff::{Change, DiffItem, DiffStats, FileKind, diff_changes};
-pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
+pub use digest::{Digest, DigestError, HashingReader, HashingWriter, chain_ids};
 pub use ignore::{IgnoreError, IgnoreSet};
 pub use index::{IndexEntry, IndexError, IndexHeader, IndexReader, IndexWriter};
 pub use normalize::{NormalizeStats, normalize};

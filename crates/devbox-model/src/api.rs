@@ -83,8 +83,23 @@ pub struct Health {
 pub struct CreateDevbox {
     #[schema(value_type = String, example = "web")]
     pub name: DevboxName,
-    #[schema(value_type = String, example = "base:1")]
-    pub image: ImageRef,
+    /// The image to start from; exactly one of `image` and `from`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "base:1")]
+    pub image: Option<ImageRef>,
+    /// Fork: start from another devbox's commit, `dev` (its head) or
+    /// `dev@<commit id>`; exactly one of `image` and `from`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Commit the running devbox this often (seconds) when something
+    /// changed; none by default.
+    #[serde(default)]
+    pub auto_commit: Option<u64>,
+    /// Paths its commits leave out (gitignore syntax), on top of the
+    /// defaults (`/tmp`, `/var/tmp`, `/run`) and `/etc/devbox/commit-ignore`
+    /// inside the devbox.
+    #[serde(default)]
+    pub commit_exclude: Vec<String>,
     /// CPU cores; default 1.
     #[serde(default)]
     pub cpus: Option<f64>,
@@ -140,6 +155,15 @@ pub struct Devbox {
     /// `env`, `command`.
     #[serde(default)]
     pub pending: Vec<String>,
+    /// The commit the next start runs from; none before the first commit.
+    #[serde(default)]
+    pub head: Option<String>,
+    /// The auto-commit interval in seconds, when one is set.
+    #[serde(default)]
+    pub auto_commit: Option<u64>,
+    /// The devbox's own commit ignore patterns.
+    #[serde(default)]
+    pub commit_exclude: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -190,6 +214,12 @@ pub struct UpdateDevbox {
     /// The new startup command; an empty list removes it.
     #[serde(default)]
     pub command: Option<Vec<String>>,
+    /// The new auto-commit interval in seconds; 0 turns it off.
+    #[serde(default)]
+    pub auto_commit: Option<u64>,
+    /// The new commit ignore patterns (replacing the old ones).
+    #[serde(default)]
+    pub commit_exclude: Option<Vec<String>>,
 }
 
 /// Query of `POST /api/v1/devboxes/{name}/stop` and `.../restart`.
@@ -361,6 +391,137 @@ pub struct ImportQuery {
     /// name), so that errors name it instead of the server's spool file.
     #[serde(default)]
     pub source: Option<String>,
+}
+
+/// `POST /api/v1/devboxes/{name}/commits`: commit a running devbox's
+/// changes now, while it keeps running.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitRequest {
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Freeze the devbox's processes while its files are read, for a
+    /// point-in-time commit.
+    #[serde(default)]
+    pub consistent: bool,
+    /// Keep this commit whatever the retention.
+    #[serde(default)]
+    pub pin: bool,
+}
+
+/// How a commit came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CommitTrigger {
+    Manual,
+    Auto,
+    Stop,
+    Release,
+}
+
+/// A commit as the API shows it (`devbox history`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Commit {
+    /// 16 hex digits; the image's tag in the devbox's repository.
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub trigger: CommitTrigger,
+    pub message: String,
+    /// The commit's image (manifest digest); `null` once retention
+    /// reclaimed it.
+    #[schema(value_type = Option<String>)]
+    pub digest: Option<Digest>,
+    /// The image as a reference, `admin/<devbox>:<id>`.
+    pub reference: String,
+    /// Size of the commit's own layer blob in bytes.
+    pub layer_size: u64,
+    /// Bytes the ignore rules left out.
+    pub excluded_bytes: u64,
+    pub parent: Option<String>,
+    pub pinned: bool,
+    /// The commit whose image now holds this one's layer merged with
+    /// others.
+    pub merged_into: Option<String>,
+    /// This is the commit the next start runs from.
+    pub head: bool,
+}
+
+/// `POST /api/v1/devboxes/{name}/rollback`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// The commit the next start runs from.
+    pub commit: String,
+}
+
+/// What changed about a path since the last commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PathChange {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One path of `devbox diff`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DiffEntry {
+    /// Absolute inside the devbox.
+    pub path: String,
+    pub change: PathChange,
+    /// `file`, `dir`, `symlink` or `fifo`; `null` for a deleted path of the
+    /// image, whose type only the image knows.
+    pub kind: Option<String>,
+    /// A regular file's size in bytes; 0 otherwise.
+    pub size: u64,
+}
+
+/// A path the next commit leaves out, with everything below it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IgnoredEntry {
+    pub path: String,
+    pub dir: bool,
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// `GET /api/v1/devboxes/{name}/diff`: what the next commit would hold.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct Diff {
+    /// The commit the changes are counted from; `null`: from the image the
+    /// devbox's current run started on.
+    pub since: Option<String>,
+    pub entries: Vec<DiffEntry>,
+    pub ignored: Vec<IgnoredEntry>,
+    pub added: u64,
+    pub modified: u64,
+    pub deleted: u64,
+    /// Bytes of added and modified files.
+    pub bytes: u64,
+    pub ignored_bytes: u64,
+}
+
+/// `POST /api/v1/gc`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GcRequest {
+    /// Say what would be reclaimed, reclaim nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What a garbage collection reclaimed (or would).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct GcReport {
+    pub dry_run: bool,
+    /// Commits whose images retention removed (the commits stay as history).
+    pub commits_expired: u64,
+    pub manifests_removed: u64,
+    pub blobs_removed: u64,
+    pub blob_bytes: u64,
+    /// Unpacked layer directories of the node.
+    pub layer_dirs_removed: u64,
+    pub layer_bytes: u64,
 }
 
 #[cfg(test)]

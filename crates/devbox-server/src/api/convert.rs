@@ -38,6 +38,9 @@ pub fn devbox(d: DevboxRecord) -> Devbox {
         oom_kills: d.oom_kills,
         command_status: d.command_status,
         pending,
+        head: None,
+        auto_commit: None,
+        commit_exclude: Vec::new(),
         created_at: d.created_at,
         updated_at: d.updated_at,
     }

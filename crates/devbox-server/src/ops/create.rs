@@ -16,7 +16,10 @@ pub async fn create(
     caller: &Caller,
     req: CreateDevbox,
 ) -> OpResult<DevboxRecord> {
-    tracing::info!(%caller, devbox = %req.name, image = %req.image, "create");
+    let Some(image_ref) = req.image.clone() else {
+        return Err(OpError::Empty { what: "the image" });
+    };
+    tracing::info!(%caller, devbox = %req.name, image = %image_ref, "create");
     let defaults = Resources::default();
     let resources = Resources {
         cpus: req.cpus.unwrap_or(defaults.cpus),
@@ -31,10 +34,10 @@ pub async fn create(
             what: "the command",
         });
     }
-    let image = state.images.resolve(&req.image).await.map_err(|e| {
+    let image = state.images.resolve(&image_ref).await.map_err(|e| {
         if e.code() == devbox_model::api::ErrorCode::NotFound {
             OpError::ImageNotFound {
-                reference: req.image.to_string(),
+                reference: image_ref.to_string(),
             }
         } else {
             e.into()
@@ -48,7 +51,7 @@ pub async fn create(
         let record = DevboxRecord {
             id: new_id(),
             name: req.name.clone(),
-            image: req.image.to_string(),
+            image: image_ref.to_string(),
             image_digest: image.digest.clone(),
             state: State::Creating,
             error: None,
@@ -73,7 +76,7 @@ pub async fn create(
                 },
                 // The image was removed between its resolution and now.
                 StoreError::NotFound { .. } => OpError::ImageNotFound {
-                    reference: req.image.to_string(),
+                    reference: image_ref.to_string(),
                 },
                 e => e.into(),
             })?;
