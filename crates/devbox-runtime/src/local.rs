@@ -603,6 +603,7 @@ impl Runtime for LocalRuntime {
             state,
             oom_kills,
             command: command_status::read(&p.run()),
+            active_changes: p.upper().is_dir(),
         })
     }
 
@@ -824,7 +825,6 @@ impl Runtime for LocalRuntime {
         {
             return Err(RuntimeError::UpperInUse { id: id.clone() });
         }
-        let lowers = read_lowers(&p)?;
         let ignore = self.ignore_set(id, exclude)?;
         let upper = p.upper();
         let pruned = {
@@ -835,20 +835,40 @@ impl Runtime for LocalRuntime {
                 .map_err(RuntimeError::io("prune", &upper))?
         };
         tracing::debug!(devbox = %id, pruned, "pruned what the commit left out");
+        let Ok(lowers) = read_lowers(&p) else {
+            // A run started before its layers were recorded: its changes are
+            // in the stored layers, which the next start unpacks.
+            remove_if_exists(&upper)?;
+            remove_if_exists(&p.index_dir())?;
+            return Ok(());
+        };
+        if run_layers.is_empty() {
+            // Nothing was committed, so nothing but what the commits leave
+            // out may be there; an upper directory with more is refused.
+            if fs::read_dir(&upper).map_or(false, |mut d| d.next().is_some()) {
+                return Err(RuntimeError::Changes {
+                    id: id.clone(),
+                    message: "it has changes that no layer holds; commit them first".into(),
+                });
+            }
+            remove_if_exists(&upper)?;
+            remove_if_exists(&p.index_dir())?;
+            return Ok(());
+        }
         let mut stack = lowers.clone();
         stack.extend_from_slice(run_layers);
         let chains = devbox_layer::chain_ids(&stack);
-        match (run_layers, chains.last()) {
+        let top = &chains[chains.len() - 1];
+        match run_layers {
             // One layer from the whole upper directory: it is that layer,
             // unpacked, and serves any stack that has the layer.
-            ([only], _) if self.inner.layers.chain(&chains[chains.len() - 1]).is_none() => {
+            [only] if self.inner.layers.chain(top).is_none() => {
                 self.inner.layers.adopt(only, &upper)?;
             }
-            (_, Some(top)) => {
+            _ => {
                 let parent = lowers.len().checked_sub(1).map(|i| &chains[i]);
                 self.inner.layers.adopt_chain(top, parent, &upper)?;
             }
-            (_, None) => {}
         }
         remove_if_exists(&p.index_dir())?;
         Ok(())

@@ -126,6 +126,9 @@ pub struct ContainerStatus {
     pub oom_kills: u64,
     /// The startup command of the current (or last) run, when it has one.
     pub command: Option<CommandStatus>,
+    /// The node holds active changes of the devbox: changes of a run not
+    /// yet committed into its layers (see [`Runtime::commit_changes`]).
+    pub active_changes: bool,
 }
 
 impl ContainerStatus {
@@ -135,6 +138,7 @@ impl ContainerStatus {
             state: ContainerState::Absent,
             oom_kills: 0,
             command: None,
+            active_changes: false,
         }
     }
 }

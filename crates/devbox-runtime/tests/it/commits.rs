@@ -60,7 +60,11 @@ async fn live_commits_are_incremental_and_a_stop_commit_serves_the_next_start() 
     let base_tar = pack(src.path());
     let base = descriptor(&base_tar);
     rt.layers()
-        .unpack(&base.diff_id, &base_tar[..], devbox_layer::compression::Compression::None)
+        .unpack(
+            &base.diff_id,
+            &base_tar[..],
+            devbox_layer::compression::Compression::None,
+        )
         .unwrap();
     let id = new_id();
     let _cleanup = Cleanup {
