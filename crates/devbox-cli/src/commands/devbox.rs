@@ -114,7 +114,10 @@ pub fn shell_command(cmd: &str) -> Vec<String> {
 pub fn create_request(args: &CreateArgs) -> CreateDevbox {
     CreateDevbox {
         name: args.name.clone(),
-        image: args.image.clone(),
+        image: Some(args.image.clone()),
+        from: None,
+        auto_commit: None,
+        commit_exclude: Vec::new(),
         cpus: args.cpus,
         memory: args.memory.map(|m| m.0),
         pids: args.pids,
@@ -188,6 +191,9 @@ mod tests {
             serde_json::json!({
                 "name": "web",
                 "image": "busybox:latest",
+                "from": null,
+                "auto_commit": null,
+                "commit_exclude": [],
                 "cpus": null,
                 "memory": 536870912u64,
                 "pids": null,

@@ -85,6 +85,8 @@ pub fn update_request(args: &UpdateArgs) -> Result<UpdateDevbox, UsageError> {
         env: args.env.clone(),
         unset_env: args.unset_env.clone(),
         command,
+        auto_commit: None,
+        commit_exclude: None,
     })
 }
 
@@ -139,6 +141,7 @@ mod tests {
             serde_json::json!({
                 "cpus": null, "memory": 67108864u64, "pids": null,
                 "env": ["A=1"], "unset_env": ["B"], "command": null,
+                "auto_commit": null, "commit_exclude": null,
             })
         );
     }

@@ -98,7 +98,8 @@ fn create_sends_the_flags_as_the_api_body() {
     assert_eq!(
         body,
         serde_json::json!({
-            "name": "web", "image": "busybox:1", "cpus": 1.5, "memory": 536870912u64,
+            "name": "web", "image": "busybox:1", "from": null, "auto_commit": null,
+            "commit_exclude": [], "cpus": 1.5, "memory": 536870912u64,
             "pids": 64, "env": ["A=1", "B=two words"],
             "command": ["/bin/sh", "-c", "sleep infinity"],
         })

@@ -29,6 +29,7 @@ fn limits_are_sent_in_bytes_and_the_updated_devbox_is_printed() {
         serde_json::json!({
             "cpus": 2.0, "memory": 134217728u64, "pids": null,
             "env": [], "unset_env": [], "command": null,
+            "auto_commit": null, "commit_exclude": null,
         })
     );
 }
@@ -67,6 +68,7 @@ fn env_and_command_of_a_running_devbox_wait_for_its_next_start() {
         serde_json::json!({
             "cpus": null, "memory": null, "pids": null, "env": ["A=1"],
             "unset_env": ["B"], "command": ["/bin/sh", "-c", "make run"],
+            "auto_commit": null, "commit_exclude": null,
         })
     );
     assert_eq!(seen.updates[1].command, Some(Vec::new()));
