@@ -62,6 +62,13 @@ pub async fn commit(
     .await
 }
 
+/// Refuses ignore patterns that do not parse, naming the pattern.
+pub(crate) fn check_exclude(patterns: &[String]) -> OpResult<()> {
+    devbox_layer::IgnoreSet::empty()
+        .add_list(patterns, "commit-exclude")
+        .map_err(|source| OpError::InvalidExclude { source })
+}
+
 /// A fresh commit ID: 16 hex digits.
 fn new_commit_id() -> String {
     let mut b = [0u8; 8];

@@ -33,8 +33,7 @@ pub async fn create(
         });
     }
     // Patterns that do not parse are refused now, not at the first commit.
-    devbox_layer::IgnoreSet::for_commit(std::path::Path::new("/nonexistent"), &req.commit_exclude)
-        .map_err(|source| OpError::InvalidExclude { source })?;
+    super::commit::check_exclude(&req.commit_exclude)?;
     let state = state.clone();
     let name = req.name.clone();
     detached(&name, async move {

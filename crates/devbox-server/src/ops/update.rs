@@ -59,8 +59,7 @@ pub async fn update(
         if req.auto_commit.is_some() || req.commit_exclude.is_some() {
             let cs = state.store.commit_state(&devbox.id).await?;
             let exclude = req.commit_exclude.clone().unwrap_or(cs.exclude);
-            devbox_layer::IgnoreSet::for_commit(std::path::Path::new("/nonexistent"), &exclude)
-                .map_err(|source| OpError::InvalidExclude { source })?;
+            super::commit::check_exclude(&exclude)?;
             let auto = match req.auto_commit {
                 Some(0) => None,
                 Some(s) => Some(std::time::Duration::from_secs(s)),
