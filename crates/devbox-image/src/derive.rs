@@ -200,7 +200,7 @@ impl ImageStore {
             ));
         }
         let config = derive_config(&config_bytes, keep, layers, history)
-            .map_err(|reason| ImageError::document(&format!("config {}", parts.config), reason))?;
+            .map_err(|reason| ImageError::document(format!("config {}", parts.config), reason))?;
         let config_digest = Digest::of(&config);
         self.blobs()
             .put_bytes(Some(&config_digest), bytes::Bytes::from(config.clone()))

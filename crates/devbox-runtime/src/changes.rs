@@ -227,7 +227,6 @@ pub(crate) fn ignore_set(roots: &[PathBuf], exclude: &[String]) -> Result<Ignore
 /// Whiteouts are kept: they are part of what the layers say.
 pub(crate) fn prune(upper: &Path, ignore: &IgnoreSet) -> io::Result<u64> {
     fn walk(
-        root: &Path,
         rel: &mut Vec<u8>,
         dir: &Path,
         ignore: &IgnoreSet,
@@ -258,14 +257,14 @@ pub(crate) fn prune(upper: &Path, ignore: &IgnoreSet) -> io::Result<u64> {
                 fs::remove_file(&path)?;
                 *removed += 1;
             } else if ft.is_dir() {
-                walk(root, rel, &path, ignore, removed)?;
+                walk(rel, &path, ignore, removed)?;
             }
             rel.truncate(len);
         }
         Ok(())
     }
     let mut removed = 0;
-    walk(upper, &mut Vec::new(), upper, ignore, &mut removed)?;
+    walk(&mut Vec::new(), upper, ignore, &mut removed)?;
     Ok(removed)
 }
 

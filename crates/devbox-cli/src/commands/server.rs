@@ -62,6 +62,10 @@ pub struct ServerArgs {
     /// history with their images reclaimed.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub keep_commits: usize,
+    /// Garbage collection spares blobs younger than this many seconds: they
+    /// may belong to a commit or upload still under way.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub gc_grace: u64,
 }
 
 /// Compression of commit layers.
@@ -85,6 +89,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
             },
             squash_after: args.squash_after.max(1),
             keep: args.keep_commits.max(1),
+            gc_grace: std::time::Duration::from_secs(args.gc_grace),
             ..devbox_server::CommitPolicy::default()
         },
     })
