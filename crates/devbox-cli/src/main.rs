@@ -12,6 +12,9 @@ mod progress;
 mod terminal;
 mod waiting;
 
+mod commit_ref;
+mod duration;
+
 use std::ffi::OsStr;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -63,7 +66,7 @@ enum Command {
     Server(server::ServerArgs),
     /// Manage images: import, pull, list, remove.
     Image(ImageArgs),
-    /// Create a devbox from an image (it starts stopped).
+    /// Create a devbox from an image, or fork one from another's commit (it starts stopped).
     Create(On<devbox::CreateArgs>),
     /// Start a devbox; exits 5 when its startup command failed at once.
     Start(On<devbox::NameArgs>),
@@ -71,7 +74,7 @@ enum Command {
     Stop(On<lifecycle::StopArgs>),
     /// Stop and start a devbox again; exits 5 when its startup command failed at once.
     Restart(On<lifecycle::StopArgs>),
-    /// Change a devbox's limits (at once), environment or startup command (at its next start).
+    /// Change a devbox's limits (at once), environment or startup command (at its next start), or commit settings.
     Update(On<update::UpdateArgs>),
     /// Delete a devbox (a running one is stopped first).
     Rm(On<devbox::RmArgs>),
@@ -373,7 +376,7 @@ mod tests {
             panic!("not create")
         };
         assert_eq!(a.name.as_str(), "web");
-        assert_eq!(a.image.to_string(), "busybox:1");
+        assert_eq!(a.image.unwrap().to_string(), "busybox:1");
         assert_eq!(a.cpus, Some(0.5));
         assert_eq!(a.memory, Some(devbox_model::ByteSize::mib(512)));
         assert_eq!(a.pids, Some(100));
@@ -536,5 +539,92 @@ mod tests {
         let e = parse(&["--help"]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::DisplayHelp);
         assert_eq!(e.exit_code(), 0);
+    }
+    #[test]
+    fn create_takes_an_image_or_a_fork_with_commit_settings() {
+        let cli = parse(&[
+            "create",
+            "dev",
+            "--image",
+            "base:1",
+            "--auto-commit",
+            "10m",
+            "--commit-exclude",
+            "/tmp,/root/.cache/**",
+            "--commit-exclude",
+            "/srv",
+        ])
+        .unwrap();
+        let Command::Create(On { args: a, .. }) = cli.command else {
+            panic!("not create")
+        };
+        assert_eq!(a.auto_commit, Some(600));
+        assert_eq!(a.commit_exclude, ["/tmp", "/root/.cache/**", "/srv"]);
+        let cli = parse(&["create", "dev2", "--from", "dev@0123456789abcdef"]).unwrap();
+        let Command::Create(On { args: a, .. }) = cli.command else {
+            panic!("not create")
+        };
+        assert!(a.image.is_none());
+        assert_eq!(a.from.unwrap().to_string(), "dev@0123456789abcdef");
+    }
+
+    #[test]
+    fn commit_flags_refuse_what_the_server_would() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["create", "d", "--image", "b:1", "--from", "dev"],
+                "--from",
+            ),
+            (&["create", "d"], "--from"),
+            (&["create", "d", "--from", "Dev"], "invalid devbox name"),
+            (&["create", "d", "--from", "dev@xyz"], "invalid commit id"),
+            (
+                &["create", "d", "--image", "b:1", "--auto-commit", "10"],
+                "90s, 10m, 1h or 1h30m",
+            ),
+            (
+                &["create", "d", "--image", "b:1", "--auto-commit", "0s"],
+                "is zero",
+            ),
+            (
+                &["create", "d", "--image", "b:1", "--commit-exclude", "/a/[b"],
+                "does not parse",
+            ),
+            (
+                &["update", "d", "--auto-commit", "often"],
+                "expected off or",
+            ),
+            (
+                &[
+                    "update",
+                    "d",
+                    "--commit-exclude",
+                    "/a",
+                    "--no-commit-exclude",
+                ],
+                "--no-commit-exclude",
+            ),
+        ];
+        for (args, want) in cases {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            let text = e.to_string();
+            assert!(text.contains(want), "{args:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn update_takes_commit_settings_alone() {
+        let cli = parse(&["update", "dev", "--auto-commit", "off"]).unwrap();
+        let Command::Update(On { args: a, .. }) = cli.command else {
+            panic!("not update")
+        };
+        assert_eq!(a.auto_commit, Some(0));
+        let cli = parse(&["update", "dev", "--commit-exclude", "/srv/**"]).unwrap();
+        let Command::Update(On { args: a, .. }) = cli.command else {
+            panic!("not update")
+        };
+        assert_eq!(a.commit_exclude, ["/srv/**"]);
+        assert!(parse(&["update", "dev", "--no-commit-exclude"]).is_ok());
     }
 }
