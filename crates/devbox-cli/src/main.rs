@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use client::{Client, error};
-use commands::{devbox, exec, image, lifecycle, logs, server, update};
+use commands::{commit, devbox, diff, exec, gc, image, lifecycle, logs, server, update};
 use connection::{Connection, On, RootConnection};
 use devbox_model::Operation;
 
@@ -31,8 +31,10 @@ Exit codes:
   0    success
   1    the server refused or failed the request, or a local error
   2    usage error (bad flags or arguments)
-  3    not found: no such devbox or image
-  4    conflict: the devbox is busy in another operation, or the name is taken
+  3    not found: no such devbox, image or commit
+  4    conflict: the devbox is busy in another operation, the name is taken,
+       a commit of a devbox that is not running, or a commit whose image
+       retention reclaimed
   5    start, restart: the devbox runs, but its startup command exited with a
        non-zero code or could not be started (see: devbox logs NAME)
   exec: the remote command's exit code; 125 when the command could not be
@@ -86,6 +88,16 @@ enum Command {
     Exec(On<exec::ExecArgs>),
     /// Print the output of a devbox's startup command.
     Logs(On<logs::LogsArgs>),
+    /// Commit a running devbox's changes now, as an image layer; it keeps running.
+    Commit(On<commit::CommitArgs>),
+    /// List a devbox's commits, newest first; `*` marks the one its next start runs from.
+    History(On<commit::HistoryArgs>),
+    /// Make a devbox's next start run from one of its commits; a running devbox restarts.
+    Rollback(On<commit::RollbackArgs>),
+    /// Show what a devbox's next commit would hold, and what it would leave out.
+    Diff(On<diff::DiffArgs>),
+    /// Reclaim the storage of expired commits and of what nothing uses.
+    Gc(On<gc::GcArgs>),
 }
 
 /// `image` and its subcommands, with the connection flags at this level so
@@ -144,6 +156,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Show(a) => devbox::show(&client(&a.conn)?, a.args).await,
         Command::Exec(a) => exec::run(&client(&a.conn)?, a.args).await,
         Command::Logs(a) => logs::run(&client(&a.conn)?, a.args).await,
+        Command::Commit(a) => commit::commit(&client(&a.conn)?, a.args).await,
+        Command::History(a) => commit::history(&client(&a.conn)?, a.args).await,
+        Command::Rollback(a) => commit::rollback(&client(&a.conn)?, a.args).await,
+        Command::Diff(a) => diff::run(&client(&a.conn)?, a.args).await,
+        Command::Gc(a) => gc::run(&client(&a.conn)?, a.args).await,
     }
 }
 

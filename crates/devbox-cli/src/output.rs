@@ -273,7 +273,7 @@ fn format_time(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
 }
 
 /// `Key:   value` lines with the values aligned.
-fn fields_list(fields: &[(&str, String)]) -> String {
+pub fn fields_list(fields: &[(&str, String)]) -> String {
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     let mut out = String::new();
     for (k, v) in fields {

@@ -15,15 +15,16 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use devbox_model::api::{
-    CommandStatus, CreateDevbox, Devbox, ErrorBody, ErrorCode, ErrorDetail, ExecClientMsg,
-    ExecServerMsg, Image, LayerInfo, LogsQuery, ProgressEvent, PullRequest, StopQuery,
-    UpdateDevbox, stream,
+    CommandStatus, CommitRequest, CreateDevbox, Devbox, ErrorBody, ErrorCode, ErrorDetail,
+    ExecClientMsg, ExecServerMsg, Image, LayerInfo, LogsQuery, ProgressEvent, PullRequest,
+    StopQuery, UpdateDevbox, stream,
 };
+use devbox_model::api::{GcRequest, RollbackRequest};
 use devbox_model::{ByteSize, Resources, State as DevboxState};
 use futures::{SinkExt, StreamExt};
 
 mod commits;
-pub use commits::{IDLE_HEAD, WEB_AUTO, WEB_HEAD, WEB_RECLAIMED};
+pub use commits::{IDLE_HEAD, NEW_COMMIT, WEB_AUTO, WEB_HEAD, WEB_RECLAIMED};
 
 /// The token the fake accepts.
 pub const TOKEN: &str = "secret";
@@ -42,6 +43,9 @@ pub struct Seen {
     pub exec_control: Vec<ExecClientMsg>,
     /// Bytes that arrived on the stdin stream.
     pub exec_stdin: Vec<u8>,
+    pub commits: Vec<CommitRequest>,
+    pub rollbacks: Vec<RollbackRequest>,
+    pub gcs: Vec<GcRequest>,
 }
 
 pub type Shared = Arc<Mutex<Seen>>;
@@ -99,6 +103,7 @@ fn router(seen: Shared) -> Router {
             "/api/v1/images/{reference}",
             get(get_image).delete(delete_image),
         )
+        .merge(commits::routes())
         .layer(middleware::from_fn_with_state(
             seen.clone(),
             record_and_auth,

@@ -5,6 +5,7 @@
 
 mod cli;
 mod commit_settings;
+mod commits;
 mod devboxes;
 mod e2e;
 mod errors;

@@ -4,13 +4,23 @@
 //! - `web` runs; its history is `WEB_HEAD` (manual, pinned, the head),
 //!   `WEB_AUTO` (auto) and `WEB_RECLAIMED` (stop, its image reclaimed);
 //! - `idle` is stopped; its one commit `IDLE_HEAD` came from its stop;
-//! - `fresh` runs and has no commit yet.
+//! - `fresh` runs and has no commit yet;
+//! - `busy` is starting, and `full`'s image store has no room for a commit.
 
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
-use devbox_model::api::{Commit, CommitTrigger, ErrorCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use devbox_model::api::{
+    Commit, CommitRequest, CommitTrigger, Diff, DiffEntry, ErrorCode, GcReport, GcRequest,
+    IgnoredEntry, PathChange, RollbackRequest,
+};
 
-use super::error;
+use super::{Shared, error};
 
 /// A refusal of the server, turned into its answer where a route returns.
 #[derive(Debug)]
@@ -142,4 +152,174 @@ pub fn fork_source(from: &str) -> Result<Commit, Refusal> {
             })
         }
     }
+}
+
+/// The commit the fake makes of `web` (and of `slow`).
+pub const NEW_COMMIT: &str = "4444444444444444";
+
+/// The routes of commits, diff and gc.
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route(
+            "/api/v1/devboxes/{name}/commits",
+            get(list_commits).post(create_commit),
+        )
+        .route("/api/v1/devboxes/{name}/rollback", post(rollback))
+        .route("/api/v1/devboxes/{name}/diff", get(diff))
+        .route("/api/v1/gc", post(gc))
+}
+
+/// A body the real server would refuse with 400, as it does.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|e| {
+        Refusal::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidArgument,
+            e.to_string(),
+        )
+    })
+}
+
+fn busy(verb: &str) -> Refusal {
+    Refusal::conflict(format!(
+        "cannot {verb} devbox \"busy\" while it is starting; try again when it is running"
+    ))
+}
+
+/// `web` and `fresh` run and commit; `slow` takes two seconds to; `idle` is
+/// stopped, `busy` is starting, and `full`'s image store has no room left.
+async fn create_commit(
+    State(seen): State<Shared>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let req: CommitRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(refusal) => return refusal.into_response(),
+    };
+    seen.lock().unwrap().commits.push(req.clone());
+    match name.as_str() {
+        "web" | "fresh" => {}
+        "slow" => tokio::time::sleep(Duration::from_secs(2)).await,
+        "idle" => {
+            return Refusal::conflict(
+                "devbox \"idle\" is not running: a stopped devbox has nothing to commit, \
+                 since its stop committed it"
+                    .into(),
+            )
+            .into_response();
+        }
+        "busy" => return busy("commit").into_response(),
+        "full" => {
+            return error(
+                StatusCode::INSUFFICIENT_STORAGE,
+                ErrorCode::InsufficientStorage,
+                "cannot commit devbox \"full\": no space left in the image store; \
+                 it keeps its state, free some space and commit again",
+            );
+        }
+        _ => return Refusal::not_found(&name).into_response(),
+    }
+    let mut c = commit(&name, NEW_COMMIT, CommitTrigger::Manual, 0);
+    c.message = req.message.unwrap_or_default();
+    c.pinned = req.pin;
+    c.head = true;
+    c.excluded_bytes = 3 * 1024 * 1024;
+    c.parent = history(&name).and_then(|h| h.first().map(|p| p.id.clone()));
+    (StatusCode::CREATED, axum::Json(c)).into_response()
+}
+
+async fn list_commits(Path(name): Path<String>) -> Response {
+    match history(&name) {
+        Some(list) => axum::Json(list).into_response(),
+        None => Refusal::not_found(&name).into_response(),
+    }
+}
+
+/// `web` restarts from the commit, `idle` keeps waiting for its next start.
+async fn rollback(State(seen): State<Shared>, Path(name): Path<String>, body: Bytes) -> Response {
+    let req: RollbackRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(refusal) => return refusal.into_response(),
+    };
+    seen.lock().unwrap().rollbacks.push(req.clone());
+    if name == "busy" {
+        return busy("roll back").into_response();
+    }
+    if let Err(refusal) = find(&name, &req.commit) {
+        return refusal.into_response();
+    }
+    let mut d = match name.as_str() {
+        "web" => super::web(),
+        _ => super::idle(),
+    };
+    d.head = Some(req.commit);
+    axum::Json(d).into_response()
+}
+
+fn entry(path: &str, change: PathChange, kind: Option<&str>, size: u64) -> DiffEntry {
+    DiffEntry {
+        path: path.into(),
+        change,
+        kind: kind.map(str::to_owned),
+        size,
+    }
+}
+
+/// `web` changed since its head, `idle`'s stop committed everything, and
+/// `fresh` changed since the image it started from.
+async fn diff(Path(name): Path<String>) -> Response {
+    let d = match name.as_str() {
+        "web" => Diff {
+            since: Some(WEB_HEAD.into()),
+            entries: vec![
+                entry("/root/state", PathChange::Added, Some("file"), 3),
+                entry("/etc/passwd", PathChange::Modified, Some("file"), 1536),
+                entry("/root/.config", PathChange::Added, Some("dir"), 0),
+                entry("/usr/share/doc", PathChange::Deleted, None, 0),
+            ],
+            ignored: vec![IgnoredEntry {
+                path: "/root/.cache".into(),
+                dir: true,
+                entries: 120,
+                bytes: 35 * 1024 * 1024,
+            }],
+            added: 2,
+            modified: 1,
+            deleted: 1,
+            bytes: 1539,
+            ignored_bytes: 35 * 1024 * 1024,
+        },
+        "idle" => Diff {
+            since: Some(IDLE_HEAD.into()),
+            ..Diff::default()
+        },
+        "fresh" => Diff {
+            since: None,
+            entries: vec![entry("/root/x", PathChange::Added, Some("file"), 2048)],
+            added: 1,
+            bytes: 2048,
+            ..Diff::default()
+        },
+        _ => return Refusal::not_found(&name).into_response(),
+    };
+    axum::Json(d).into_response()
+}
+
+async fn gc(State(seen): State<Shared>, body: Bytes) -> Response {
+    let req: GcRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(refusal) => return refusal.into_response(),
+    };
+    seen.lock().unwrap().gcs.push(req.clone());
+    axum::Json(GcReport {
+        dry_run: req.dry_run,
+        commits_expired: 2,
+        manifests_removed: 2,
+        blobs_removed: 5,
+        blob_bytes: 300 * 1024 * 1024,
+        layer_dirs_removed: 3,
+        layer_bytes: 1024 * 1024 * 1024,
+    })
+    .into_response()
 }
