@@ -275,6 +275,26 @@ impl BlobStore {
     }
 }
 
+impl BlobStore {
+    /// Every stored blob with its size and when it was last written.
+    pub fn list_blob_meta(
+        &self,
+    ) -> BoxStream<'_, Result<(Digest, u64, chrono::DateTime<chrono::Utc>), ImageError>> {
+        let prefix = Path::from("sha256");
+        self.store
+            .list(Some(&prefix))
+            .map_err(|e| ImageError::storage("blob listing", e))
+            .try_filter_map(|meta| async move {
+                let name = meta.location.filename().unwrap_or_default();
+                Ok(format!("sha256:{name}")
+                    .parse::<Digest>()
+                    .ok()
+                    .map(|d| (d, meta.size, meta.last_modified)))
+            })
+            .boxed()
+    }
+}
+
 /// A blob being written; see [`BlobStore::writer`].
 pub struct BlobWriter {
     upload: WriteMultipart,

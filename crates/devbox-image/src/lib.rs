@@ -12,8 +12,10 @@
 //! tag.
 
 mod blobs;
+mod derive;
 mod documents;
 mod error;
+mod gc;
 mod images;
 mod import;
 pub mod media;
@@ -36,7 +38,9 @@ use devbox_store::Store;
 use object_store::local::LocalFileSystem;
 
 pub use blobs::{BlobStore, BlobWriter};
+pub use derive::{HistoryEntry, PendingLayer, StoredLayer};
 pub use error::ImageError;
+pub use gc::BlobGc;
 pub use import::PendingImport;
 pub use origin::Origin;
 pub use platform::host_arch;

@@ -152,6 +152,10 @@ pub enum RuntimeError {
     },
     #[error("this runtime cannot {what}")]
     Unsupported { what: &'static str },
+    #[error("invalid change mark {mark:?}: use letters, digits, '-' and '_' (at most 64)")]
+    InvalidMark { mark: String },
+    #[error("devbox {id}: read its changes: {message}")]
+    Changes { id: DevboxId, message: String },
     #[error("devbox {id}: its shim (pid {pid}) is still running after SIGKILL")]
     ShimStuck { id: DevboxId, pid: String },
     #[error("devbox {id} still runs {waited:?} after SIGKILL")]

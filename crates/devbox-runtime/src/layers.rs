@@ -2,6 +2,14 @@
 //! layer's diffID (the sha256 of its uncompressed tar) and shared by every
 //! devbox whose image contains it. The directories are overlay lower layers,
 //! so they are never modified once in place.
+//!
+//! Beside them, `chains/<chain ID>/` holds directories that stand for a
+//! whole run of layers at once: a stopped devbox's upper directory, moved
+//! in after its run was committed as one or more layers. Its `fs/` shows
+//! what those layers applied on the stack named by `parent` make, so a
+//! start whose layers end with that run mounts it instead of unpacking
+//! them. Chain IDs (see `devbox_layer::chain_ids`) name whole stacks, so a
+//! chain directory is only ever used on top of the stack it was made on.
 
 use std::fs;
 use std::io::{self, Read};
@@ -17,15 +25,147 @@ use crate::error::RuntimeError;
 /// Prefix of directories being unpacked or removed; never a valid diffID.
 const TMP_PREFIX: &str = ".tmp-";
 
-/// `<root>/layers/sha256/`.
+/// `<root>/layers/sha256/` and `<root>/layers/chains/`.
 #[derive(Debug, Clone)]
 pub struct LayerStore {
     dir: PathBuf,
+    chains: PathBuf,
+}
+
+/// How a stack of layers is shown: its directories, topmost first, and the
+/// layers among them the store must hold as plain layer directories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub dirs: Vec<PathBuf>,
+    /// Indexes (into the stack) of the layers used as plain directories.
+    pub plain: Vec<usize>,
 }
 
 impl LayerStore {
     pub(crate) fn new(dir: PathBuf) -> Self {
-        Self { dir }
+        let chains = dir
+            .parent()
+            .map(|p| p.join("chains"))
+            .unwrap_or_else(|| dir.join("chains"));
+        Self { dir, chains }
+    }
+
+    fn chain_path(&self, chain: &Digest) -> PathBuf {
+        self.chains.join(chain.hex())
+    }
+
+    /// The directory standing for the stack `chain`, and the chain it sits
+    /// on, when the store has one.
+    pub fn chain(&self, chain: &Digest) -> Option<(PathBuf, Option<Digest>)> {
+        let dir = self.chain_path(chain);
+        let parent = fs::read_to_string(dir.join("parent")).ok()?;
+        let fs_dir = dir.join("fs");
+        if !fs_dir.is_dir() {
+            return None;
+        }
+        let parent = match parent.trim() {
+            "" => None,
+            p => Some(p.parse().ok()?),
+        };
+        Some((fs_dir, parent))
+    }
+
+    /// The directories that show `diff_ids` (bottom first) applied in
+    /// order, topmost first: a chain directory wherever one stands for a
+    /// run of the stack, plain layer directories elsewhere.
+    pub fn resolve(&self, diff_ids: &[Digest]) -> Resolved {
+        let chains = devbox_layer::chain_ids(diff_ids);
+        let mut dirs = Vec::new();
+        let mut plain = Vec::new();
+        let mut i = diff_ids.len();
+        while i > 0 {
+            let top = i - 1;
+            if let Some((fs_dir, parent)) = self.chain(&chains[top]) {
+                let below = match &parent {
+                    None => Some(0),
+                    Some(p) => chains[..top].iter().position(|c| c == p).map(|j| j + 1),
+                };
+                if let Some(below) = below {
+                    dirs.push(fs_dir);
+                    i = below;
+                    continue;
+                }
+            }
+            dirs.push(self.path(&diff_ids[top]));
+            plain.push(top);
+            i = top;
+        }
+        plain.reverse();
+        Resolved { dirs, plain }
+    }
+
+    /// Moves `src` (a stopped devbox's upper directory) into the store as
+    /// the directory of stack `chain`, sitting on stack `parent`. When the
+    /// store has that chain already, `src` is deleted instead.
+    pub fn adopt_chain(
+        &self,
+        chain: &Digest,
+        parent: Option<&Digest>,
+        src: &Path,
+    ) -> Result<PathBuf, RuntimeError> {
+        if let Some((dir, _)) = self.chain(chain) {
+            let doomed = self.tmp_dir(chain.hex());
+            fs::rename(src, &doomed).map_err(RuntimeError::io("rename", src))?;
+            remove_tree(&doomed);
+            return Ok(dir);
+        }
+        fs::create_dir_all(&self.chains).map_err(RuntimeError::io("create", &self.chains))?;
+        // Assembled beside, then renamed into place: a chain directory under
+        // its final name is always complete.
+        let tmp = self.chains.join(format!(
+            "{TMP_PREFIX}{}-{}",
+            chain.hex(),
+            std::process::id()
+        ));
+        remove_if_exists(&tmp)?;
+        fs::create_dir(&tmp).map_err(RuntimeError::io("create", &tmp))?;
+        let parent_file = tmp.join("parent");
+        fs::write(
+            &parent_file,
+            parent.map(|p| p.to_string()).unwrap_or_default(),
+        )
+        .map_err(RuntimeError::io("write", &parent_file))?;
+        let fs_dir = tmp.join("fs");
+        fs::rename(src, &fs_dir).map_err(RuntimeError::io("rename", src))?;
+        let dest = self.chain_path(chain);
+        match rustix::fs::renameat_with(CWD, &tmp, CWD, &dest, RenameFlags::NOREPLACE) {
+            Ok(()) => Ok(dest.join("fs")),
+            Err(e) if e == rustix::io::Errno::EXIST || e == rustix::io::Errno::NOTEMPTY => {
+                remove_tree(&tmp);
+                Ok(dest.join("fs"))
+            }
+            Err(e) => Err(RuntimeError::io("rename into the layer store", &tmp)(
+                e.into(),
+            )),
+        }
+    }
+
+    /// Every chain directory: its chain ID.
+    pub fn list_chains(&self) -> Result<Vec<Digest>, RuntimeError> {
+        list_hex_dirs(&self.chains)
+    }
+
+    /// Deletes a chain directory. The caller makes sure no devbox mounts
+    /// it. Idempotent.
+    pub fn remove_chain(&self, chain: &Digest) -> Result<(), RuntimeError> {
+        let path = self.chain_path(chain);
+        let doomed = self.tmp_dir(chain.hex());
+        match fs::rename(&path, &doomed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(RuntimeError::io("remove", &path)(e)),
+        }
+        fs::remove_dir_all(&doomed).map_err(RuntimeError::io("remove", &doomed))
+    }
+
+    /// The directory of a chain (whether or not it is present).
+    pub fn chain_dir(&self, chain: &Digest) -> PathBuf {
+        self.chain_path(chain)
     }
 
     /// The directory of a layer (whether or not it is present).
@@ -154,35 +294,20 @@ impl LayerStore {
 
     /// The diffIDs of every layer in the store.
     pub fn list(&self) -> Result<Vec<Digest>, RuntimeError> {
-        let entries = match fs::read_dir(&self.dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(RuntimeError::io("list", &self.dir)(e)),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(RuntimeError::io("list", &self.dir))?;
-            if let Some(d) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| format!("sha256:{n}").parse::<Digest>().ok())
-            {
-                out.push(d);
-            }
-        }
-        out.sort();
-        Ok(out)
+        list_hex_dirs(&self.dir)
     }
 
     /// Removes what interrupted unpacks and removals left behind.
     pub(crate) fn clean_leftovers(&self) -> Result<(), RuntimeError> {
-        let Ok(entries) = fs::read_dir(&self.dir) else {
-            return Ok(());
-        };
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
-                let path = entry.path();
-                fs::remove_dir_all(&path).map_err(RuntimeError::io("remove", &path))?;
+        for dir in [&self.dir, &self.chains] {
+            let Ok(entries) = fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                    let path = entry.path();
+                    fs::remove_dir_all(&path).map_err(RuntimeError::io("remove", &path))?;
+                }
             }
         }
         Ok(())
@@ -193,6 +318,36 @@ impl LayerStore {
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         self.dir
             .join(format!("{TMP_PREFIX}{hex}-{}-{n}", std::process::id()))
+    }
+}
+
+/// The digests named by the directories of `dir` (`<hex>` each).
+fn list_hex_dirs(dir: &Path) -> Result<Vec<Digest>, RuntimeError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(RuntimeError::io("list", dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(RuntimeError::io("list", dir))?;
+        if let Some(d) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| format!("sha256:{n}").parse::<Digest>().ok())
+        {
+            out.push(d);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn remove_if_exists(path: &Path) -> Result<(), RuntimeError> {
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(RuntimeError::io("remove", path)(e)),
     }
 }
 

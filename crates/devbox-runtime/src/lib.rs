@@ -21,6 +21,7 @@ mod cmd;
 pub mod command_status;
 mod config;
 mod connect;
+mod diff;
 mod error;
 mod exec;
 mod hostfiles;
@@ -48,9 +49,9 @@ pub use layers::LayerStore;
 pub use local::LocalRuntime;
 pub use network::{netns_name, netns_path, veth_name};
 pub use runtime::{
-    Changes, ChangesRequest, Connection, ContainerState, ContainerStatus, ExecControl, ExecReader,
-    ExecSession, ExecSpec, ExecWriter, ExitInfo, LogOptions, LogStream, Runtime, StartSpec,
-    Started,
+    ChangeStats, Changes, ChangesRequest, Connection, ContainerState, ContainerStatus, ExecControl,
+    ExecReader, ExecSession, ExecSpec, ExecWriter, ExitInfo, LayerPrune, LogOptions, LogStream,
+    Runtime, StartSpec, Started,
 };
 pub use seccomp::DENIED as SECCOMP_DENIED;
 pub use shim::ExitRecord;

@@ -30,11 +30,12 @@ use crate::paths::{DevboxPaths, Paths};
 use crate::runc::{Runc, Status};
 use crate::runtime::{
     Changes, ChangesRequest, Connection, ContainerState, ContainerStatus, ExecSession, ExecSpec,
-    ExitInfo, LogOptions, LogStream, Runtime, StartSpec, Started,
+    ExitInfo, LayerPrune, LogOptions, LogStream, Runtime, StartSpec, Started,
 };
 use crate::stub::{self, StubError};
 use crate::{
-    agent, cgroup, changes, command_status, connect, hostfiles, logs, overlay, shim, sys, users,
+    agent, cgroup, changes, command_status, connect, diff, hostfiles, logs, overlay, shim, sys,
+    users,
 };
 
 /// How long a container may take to die after SIGKILL.
@@ -200,6 +201,31 @@ impl LocalRuntime {
         self.inner.watched.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The ignore rules of a devbox's commits: the defaults, its own
+    /// `/etc/devbox/commit-ignore` (read from its merged view while it
+    /// runs, else from its upper directory, then its layers topmost first),
+    /// then `exclude`.
+    fn ignore_set(
+        &self,
+        id: &DevboxId,
+        exclude: &[String],
+    ) -> Result<devbox_layer::IgnoreSet, RuntimeError> {
+        let p = self.inner.paths.devbox(id);
+        let mut roots = Vec::new();
+        if is_mounted(&p.rootfs()).unwrap_or(false) {
+            roots.push(p.rootfs());
+        } else {
+            roots.push(p.upper());
+            if let Ok(lowers) = read_lowers(&p) {
+                roots.extend(self.inner.layers.resolve(&lowers).dirs);
+            }
+        }
+        changes::ignore_set(&roots, exclude).map_err(|message| RuntimeError::Changes {
+            id: id.clone(),
+            message,
+        })
+    }
+
     /// The node's store of unpacked layers, shared by every devbox.
     pub fn layers(&self) -> &LayerStore {
         &self.inner.layers
@@ -303,14 +329,18 @@ impl LocalRuntime {
         Ok(())
     }
 
-    /// Unpacks every layer of the spec that this node lacks, fetched from
-    /// `source`. Layers already present are not touched.
+    /// Makes the spec's stack available on this node: the directories that
+    /// show it, topmost first (chain directories where the node has them),
+    /// after unpacking every plain layer it lacks, fetched from `source`.
     async fn fetch_layers(
         &self,
         layers: &[LayerDescriptor],
         source: &dyn LayerSource,
-    ) -> Result<(), RuntimeError> {
-        for layer in layers {
+    ) -> Result<Vec<PathBuf>, RuntimeError> {
+        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id.clone()).collect();
+        let resolved = self.inner.layers.resolve(&diff_ids);
+        for &i in &resolved.plain {
+            let layer = &layers[i];
             if self.inner.layers.contains(&layer.diff_id) {
                 continue;
             }
@@ -332,7 +362,7 @@ impl LocalRuntime {
                     )
                 })??;
         }
-        Ok(())
+        Ok(resolved.dirs)
     }
 
     /// Whether the run that is current now goes on: the container runs with
@@ -379,16 +409,14 @@ impl LocalRuntime {
         Ok(())
     }
 
-    async fn start_inner(&self, spec: &StartSpec, ip: Ipv4Addr) -> Result<(), RuntimeError> {
+    async fn start_inner(
+        &self,
+        spec: &StartSpec,
+        ip: Ipv4Addr,
+        layer_dirs: Vec<PathBuf>,
+    ) -> Result<(), RuntimeError> {
         let id = &spec.id;
         let p = self.inner.paths.devbox(id);
-        // Topmost first, as overlayfs lists lower directories.
-        let layer_dirs: Vec<PathBuf> = spec
-            .layers
-            .iter()
-            .rev()
-            .map(|l| self.inner.layers.path(&l.diff_id))
-            .collect();
         self.prepare_dirs(&p, layer_dirs.first().map(PathBuf::as_path))?;
 
         let write = |name: &str, content: String| {
@@ -493,12 +521,14 @@ impl Runtime for LocalRuntime {
             });
         }
         self.validate(spec)?;
-        self.fetch_layers(&spec.layers, source).await?;
+        // Topmost first, as overlayfs lists lower directories.
+        let layer_dirs = self.fetch_layers(&spec.layers, source).await?;
         // Leftovers of a run that ended or a start that was cut short.
         self.teardown(id, Some(status)).await?;
         create_dir(p.dir(), 0o700)?;
         let ip = self.inner.addresses.ensure(id, &p.address())?;
-        match self.start_inner(spec, ip).await {
+        write_lowers(&p, &spec.layers)?;
+        match self.start_inner(spec, ip, layer_dirs).await {
             Ok(()) => {
                 self.watched().insert(id.clone());
                 tracing::info!(devbox = %id, %ip, "devbox started");
@@ -573,6 +603,7 @@ impl Runtime for LocalRuntime {
             state,
             oom_kills,
             command: command_status::read(&p.run()),
+            active_changes: p.upper().is_dir(),
         })
     }
 
@@ -691,6 +722,11 @@ impl Runtime for LocalRuntime {
         id: &DevboxId,
         req: &ChangesRequest,
     ) -> Result<Changes, RuntimeError> {
+        if !changes::valid_mark(&req.mark) {
+            return Err(RuntimeError::InvalidMark {
+                mark: req.mark.clone(),
+            });
+        }
         let p = self.inner.paths.devbox(id);
         let upper = p.upper();
         if !upper.is_dir() {
@@ -698,6 +734,19 @@ impl Runtime for LocalRuntime {
                 io::Error::from(io::ErrorKind::NotFound),
             ));
         }
+        let ignore = self.ignore_set(id, &req.exclude)?;
+        // The filesystem's own clock, before the walk: what changes from
+        // here on is packed again by the next read.
+        let watermark =
+            devbox_layer::Watermark::take(p.dir()).map_err(|e| RuntimeError::Changes {
+                id: id.clone(),
+                message: e.to_string(),
+            })?;
+        let since = req
+            .since
+            .as_deref()
+            .filter(|s| changes::previous_index(&p.index_dir(), Some(s)).is_some())
+            .map(str::to_owned);
         let frozen =
             req.freeze && matches!(self.inner.runc.state(id).await?, Some(Status::Running(_))) && {
                 self.inner.runc.pause(id).await?;
@@ -719,19 +768,152 @@ impl Runtime for LocalRuntime {
                 }
             }
         };
-        let reader = changes::read_upper(upper.clone(), thaw)
-            .map_err(RuntimeError::io("read the changes in", &upper))?;
+        let job = changes::Job {
+            upper: upper.clone(),
+            index_dir: p.index_dir(),
+            mark: req.mark.clone(),
+            since: since.clone(),
+            ignore,
+            watermark,
+        };
+        let (reader, stats) =
+            changes::start(job, thaw).map_err(RuntimeError::io("read the changes in", &upper))?;
         Ok(Changes {
             tar: Box::new(reader),
-            since: None,
+            since,
+            stats,
         })
     }
 
-    async fn commit_changes(&self, id: &DevboxId, diff_id: &Digest) -> Result<(), RuntimeError> {
-        if !self.inner.paths.devbox(id).upper().exists() {
+    async fn diff_changes(
+        &self,
+        id: &DevboxId,
+        since: Option<&str>,
+        exclude: &[String],
+    ) -> Result<devbox_model::api::Diff, RuntimeError> {
+        let p = self.inner.paths.devbox(id);
+        let upper = p.upper();
+        if !upper.is_dir() {
+            return Ok(devbox_model::api::Diff::default());
+        }
+        let ignore = self.ignore_set(id, exclude)?;
+        let previous = changes::previous_index(&p.index_dir(), since);
+        let since = previous.as_ref().and(since.map(str::to_owned));
+        let (id2, upper2) = (id.clone(), upper.clone());
+        tokio::task::spawn_blocking(move || {
+            diff::list(&upper2, previous.as_deref(), &ignore, since)
+        })
+        .await
+        .map_err(|e| RuntimeError::io("list the changes in", &upper)(io::Error::other(e)))?
+        .map_err(|message| RuntimeError::Changes { id: id2, message })
+    }
+
+    async fn commit_changes(
+        &self,
+        id: &DevboxId,
+        run_layers: &[Digest],
+        exclude: &[String],
+    ) -> Result<(), RuntimeError> {
+        let p = self.inner.paths.devbox(id);
+        if !p.upper().exists() {
             return Ok(());
         }
-        self.promote_upper(id, diff_id).await.map(drop)
+        if matches!(
+            self.inner.runc.state(id).await?,
+            Some(Status::Running(_) | Status::Paused(_))
+        ) || is_mounted(&p.rootfs())?
+        {
+            return Err(RuntimeError::UpperInUse { id: id.clone() });
+        }
+        let ignore = self.ignore_set(id, exclude)?;
+        let upper = p.upper();
+        let pruned = {
+            let dir = upper.clone();
+            tokio::task::spawn_blocking(move || changes::prune(&dir, &ignore))
+                .await
+                .map_err(|e| RuntimeError::io("prune", &upper)(io::Error::other(e)))?
+                .map_err(RuntimeError::io("prune", &upper))?
+        };
+        tracing::debug!(devbox = %id, pruned, "pruned what the commit left out");
+        let Ok(lowers) = read_lowers(&p) else {
+            // A run started before its layers were recorded: its changes are
+            // in the stored layers, which the next start unpacks.
+            remove_if_exists(&upper)?;
+            remove_if_exists(&p.index_dir())?;
+            return Ok(());
+        };
+        if run_layers.is_empty() {
+            // Nothing was committed, so nothing but what the commits leave
+            // out may be there; an upper directory with more is refused.
+            if fs::read_dir(&upper).map_or(false, |mut d| d.next().is_some()) {
+                return Err(RuntimeError::Changes {
+                    id: id.clone(),
+                    message: "it has changes that no layer holds; commit them first".into(),
+                });
+            }
+            remove_if_exists(&upper)?;
+            remove_if_exists(&p.index_dir())?;
+            return Ok(());
+        }
+        let mut stack = lowers.clone();
+        stack.extend_from_slice(run_layers);
+        let chains = devbox_layer::chain_ids(&stack);
+        let top = &chains[chains.len() - 1];
+        match run_layers {
+            // One layer from the whole upper directory: it is that layer,
+            // unpacked, and serves any stack that has the layer.
+            [only] if self.inner.layers.chain(top).is_none() => {
+                self.inner.layers.adopt(only, &upper)?;
+            }
+            _ => {
+                let parent = lowers.len().checked_sub(1).map(|i| &chains[i]);
+                self.inner.layers.adopt_chain(top, parent, &upper)?;
+            }
+        }
+        remove_if_exists(&p.index_dir())?;
+        Ok(())
+    }
+
+    async fn prune_layers(
+        &self,
+        keep: &[Vec<Digest>],
+        dry_run: bool,
+    ) -> Result<LayerPrune, RuntimeError> {
+        let store = &self.inner.layers;
+        let mut keep_layers: HashSet<Digest> = HashSet::new();
+        let mut keep_chains: HashSet<Digest> = HashSet::new();
+        let mut stacks: Vec<Vec<Digest>> = keep.to_vec();
+        // What running devboxes mount stays whatever the caller keeps.
+        for id in self.list().await? {
+            let p = self.inner.paths.devbox(&id);
+            if let Ok(lowers) = read_lowers(&p) {
+                stacks.push(lowers);
+            }
+        }
+        for stack in &stacks {
+            keep_layers.extend(stack.iter().cloned());
+            keep_chains.extend(devbox_layer::chain_ids(stack));
+        }
+        let mut report = LayerPrune::default();
+        for diff_id in store.list()? {
+            if !keep_layers.contains(&diff_id) {
+                report.dirs += 1;
+                report.bytes += tree_size(&store.path(&diff_id));
+                if !dry_run {
+                    store.remove(&diff_id)?;
+                }
+            }
+        }
+        for chain in store.list_chains()? {
+            if !keep_chains.contains(&chain) {
+                report.dirs += 1;
+                report.bytes += tree_size(&store.chain_dir(&chain));
+                if !dry_run {
+                    store.remove_chain(&chain)?;
+                }
+            }
+        }
+        Ok(report)
     }
 
     async fn list(&self) -> Result<Vec<DevboxId>, RuntimeError> {
@@ -809,6 +991,52 @@ fn tokio_stream_of<T: Send + 'static>(
     rx: tokio::sync::mpsc::UnboundedReceiver<T>,
 ) -> BoxStream<'static, T> {
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) }).boxed()
+}
+
+/// Records the layers a run starts on, so that committing its changes
+/// knows the stack they sit on.
+fn write_lowers(p: &DevboxPaths, layers: &[LayerDescriptor]) -> Result<(), RuntimeError> {
+    let ids: Vec<String> = layers.iter().map(|l| l.diff_id.to_string()).collect();
+    let path = p.lowers();
+    let tmp = path.with_extension("tmp");
+    let json = serde_json::to_vec(&ids).expect("strings serialize");
+    fs::write(&tmp, json).map_err(RuntimeError::io("write", &tmp))?;
+    fs::rename(&tmp, &path).map_err(RuntimeError::io("rename", &path))
+}
+
+/// The layers the devbox's current (or last) run started on.
+fn read_lowers(p: &DevboxPaths) -> Result<Vec<Digest>, RuntimeError> {
+    let path = p.lowers();
+    let text = fs::read(&path).map_err(RuntimeError::io("read", &path))?;
+    let ids: Vec<String> = serde_json::from_slice(&text).map_err(|e| {
+        RuntimeError::io("parse", &path)(io::Error::new(io::ErrorKind::InvalidData, e))
+    })?;
+    ids.iter()
+        .map(|s| {
+            s.parse().map_err(|e: devbox_layer::DigestError| {
+                RuntimeError::io("parse", &path)(io::Error::new(io::ErrorKind::InvalidData, e))
+            })
+        })
+        .collect()
+}
+
+/// Bytes of the regular files below `dir`, best effort.
+fn tree_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(entry.path()),
+                Ok(t) if t.is_file() => total += entry.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
 }
 
 /// Records the address of devboxes that got one before addresses were

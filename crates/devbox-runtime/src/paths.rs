@@ -126,6 +126,16 @@ impl DevboxPaths {
     pub fn exec(&self) -> PathBuf {
         self.dir.join("exec")
     }
+    /// Indexes of the upper directory as of the reads of changes a later
+    /// read may count from, one file per mark.
+    pub fn index_dir(&self) -> PathBuf {
+        self.dir.join("index")
+    }
+    /// The diffIDs of the layers the current (or last) run started on, so
+    /// that committing its changes knows which stack they sit on.
+    pub fn lowers(&self) -> PathBuf {
+        self.dir.join("lowers.json")
+    }
     /// The address the devbox holds (see `addresses.rs`).
     pub fn address(&self) -> PathBuf {
         self.dir.join("address")

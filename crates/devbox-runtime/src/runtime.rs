@@ -126,6 +126,9 @@ pub struct ContainerStatus {
     pub oom_kills: u64,
     /// The startup command of the current (or last) run, when it has one.
     pub command: Option<CommandStatus>,
+    /// The node holds active changes of the devbox: changes of a run not
+    /// yet committed into its layers (see [`Runtime::commit_changes`]).
+    pub active_changes: bool,
 }
 
 impl ContainerStatus {
@@ -135,6 +138,7 @@ impl ContainerStatus {
             state: ContainerState::Absent,
             oom_kills: 0,
             command: None,
+            active_changes: false,
         }
     }
 }
@@ -205,9 +209,24 @@ pub struct ChangesRequest {
     /// every change since the devbox's layers ([`Changes::since`] says which
     /// happened).
     pub since: Option<String>,
+    /// The devbox's own ignore patterns (gitignore syntax), on top of the
+    /// defaults and the devbox's `/etc/devbox/commit-ignore`.
+    pub exclude: Vec<String>,
     /// Freeze the devbox's processes while its files are walked, so the
     /// layer is a point-in-time view (a live commit's `--consistent`).
     pub freeze: bool,
+}
+
+/// What a read of changes held, known once its tar was read to the end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChangeStats {
+    /// Paths added, modified or deleted.
+    pub changes: u64,
+    /// Bytes of file content in the layer.
+    pub bytes: u64,
+    /// Entries the ignore rules left out, and their bytes.
+    pub ignored: u64,
+    pub ignored_bytes: u64,
 }
 
 /// A devbox's active changes as an uncompressed OCI layer tar.
@@ -219,6 +238,8 @@ pub struct Changes {
     /// The mark the layer counts from: the request's `since`, or `None`
     /// when it holds every change since the devbox's layers.
     pub since: Option<String>,
+    /// The read's totals, sent once `tar` reached its end.
+    pub stats: std::sync::mpsc::Receiver<ChangeStats>,
 }
 
 impl fmt::Debug for Changes {
@@ -227,6 +248,13 @@ impl fmt::Debug for Changes {
             .field("since", &self.since)
             .finish_non_exhaustive()
     }
+}
+
+/// What [`Runtime::prune_layers`] removed (or would).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerPrune {
+    pub dirs: u64,
+    pub bytes: u64,
 }
 
 /// The runtime's view of a [`Signal`]: the same number, as rustix spells it.
@@ -329,16 +357,44 @@ pub trait Runtime: Send + Sync + fmt::Debug {
         req: &ChangesRequest,
     ) -> Result<Changes, RuntimeError>;
 
+    /// Lists what a read of changes would hold now (the same walk and the
+    /// same decisions), without reading any file's content: for `devbox
+    /// diff`. `since` and `exclude` as in [`ChangesRequest`].
+    async fn diff_changes(
+        &self,
+        id: &DevboxId,
+        since: Option<&str>,
+        exclude: &[String],
+    ) -> Result<devbox_model::api::Diff, RuntimeError>;
+
     /// Commits the active changes of a stopped devbox into the node's layer
-    /// store as the layer `diff_id` (the caller read them with
-    /// [`Runtime::read_changes`] and stored that layer), without copying:
-    /// the next start lists `diff_id` among its layers and begins with no
-    /// active changes. When the node holds that layer already, the active
-    /// changes are discarded instead.
+    /// store, without copying: `run_layers` are the diffIDs of the layers
+    /// the caller stored from this run's reads, oldest first, which on top
+    /// of the layers the run started with make what the devbox's files are
+    /// now. The next start that lists exactly those layers on top begins
+    /// with no active changes and mounts the committed directory instead of
+    /// unpacking them. Paths `exclude` (and the defaults) leave out of the
+    /// layers are removed from the active changes first, so the node shows
+    /// what any other node would unpack.
     ///
     /// Errors: the devbox runs ([`RuntimeError::UpperInUse`]). Idempotent
     /// once it succeeded: with nothing active, it does nothing.
-    async fn commit_changes(&self, id: &DevboxId, diff_id: &Digest) -> Result<(), RuntimeError>;
+    async fn commit_changes(
+        &self,
+        id: &DevboxId,
+        run_layers: &[Digest],
+        exclude: &[String],
+    ) -> Result<(), RuntimeError>;
+
+    /// Removes the node's unpacked layers that none of `keep` (stacks of
+    /// diffIDs, bottom first: the images devboxes start from next) needs
+    /// and no running devbox mounts. With `dry_run`, removes nothing and
+    /// reports what it would.
+    async fn prune_layers(
+        &self,
+        keep: &[Vec<Digest>],
+        dry_run: bool,
+    ) -> Result<LayerPrune, RuntimeError>;
 
     /// The devboxes that have a container (running or not), for the
     /// reconciler.

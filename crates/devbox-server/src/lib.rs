@@ -10,6 +10,7 @@ mod auth;
 mod datadir;
 mod host;
 mod locks;
+mod maintenance;
 mod ops;
 mod reconcile;
 mod state;
@@ -38,6 +39,37 @@ pub struct ServerConfig {
     pub runc: Option<PathBuf>,
     /// Name of the devbox bridge; `devbox0` when `None`.
     pub bridge: Option<String>,
+    /// How commits are written, merged and kept.
+    pub commits: CommitPolicy,
+}
+
+/// How commits are written, merged and kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitPolicy {
+    /// Compression of commit layers: gzip (every client reads it) or zstd.
+    pub compression: devbox_layer::compression::Compression,
+    /// Merge a stopped devbox's own layers into one once it has more.
+    pub squash_after: usize,
+    /// Keep the images of the last this many commits of each devbox (and
+    /// every pinned one, and the one each devbox runs from).
+    pub keep: usize,
+    /// How often garbage collection runs.
+    pub gc_every: std::time::Duration,
+    /// Blobs younger than this are never collected: they may belong to a
+    /// commit or upload that has not recorded its manifest yet.
+    pub gc_grace: std::time::Duration,
+}
+
+impl Default for CommitPolicy {
+    fn default() -> Self {
+        Self {
+            compression: devbox_layer::compression::Compression::Gzip,
+            squash_after: 8,
+            keep: 20,
+            gc_every: std::time::Duration::from_secs(3600),
+            gc_grace: std::time::Duration::from_secs(600),
+        }
+    }
 }
 
 /// Name of the file in the data directory holding the admin API token.
@@ -96,11 +128,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         locks: Default::default(),
         limits: host::limits(),
         tmp_dir,
+        commits: config.commits,
     };
     reconcile::at_boot(&state)
         .await
         .context("cannot reconcile devboxes with the runtime")?;
     let reconciler = reconcile::spawn(state.clone());
+    let maintenance = maintenance::spawn(state.clone());
 
     // Listening last: a client that can connect finds everything ready.
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -115,6 +149,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await;
     reconciler.abort();
+    maintenance.abort();
     served?;
     Ok(())
 }

@@ -21,4 +21,14 @@ pub struct AppState {
     pub limits: ResourceLimits,
     /// Scratch space for uploads, inside the data directory.
     pub tmp_dir: PathBuf,
+    pub commits: crate::CommitPolicy,
+}
+
+/// The single owner of every devbox until users exist: commits live in the
+/// image repository `<owner>/<devbox>`.
+pub const OWNER: &str = "admin";
+
+/// The image repository of a devbox's commits.
+pub fn repository(devbox: &devbox_model::DevboxName) -> String {
+    format!("{OWNER}/{devbox}")
 }

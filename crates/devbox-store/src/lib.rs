@@ -108,6 +108,9 @@ pub trait ImageMetadata: Send + Sync + std::fmt::Debug {
     /// The manifest with that digest, if stored.
     async fn get_manifest(&self, digest: &Digest) -> Result<Option<ManifestRecord>, StoreError>;
 
+    /// Every stored manifest (for garbage collection), ordered by digest.
+    async fn list_manifests(&self) -> Result<Vec<ManifestRecord>, StoreError>;
+
     /// Records that `repository` holds a stored manifest, without a tag (as
     /// an image pulled by digest is held); holding it already changes
     /// nothing. Fails with [`StoreError::NotFound`] when the manifest is not
@@ -184,19 +187,24 @@ pub trait CommitStore: Send + Sync + std::fmt::Debug {
     ) -> Result<(), StoreError>;
 
     /// Records a commit in one transaction: its manifest (if not stored),
-    /// the tag `repository:<commit id>` pointing at it, the commit record,
-    /// and the devbox's head, which becomes this commit. A crash before the
-    /// transaction leaves the previous commit the head and at worst blobs
-    /// for garbage collection. Fails with [`StoreError::AlreadyExists`]
-    /// for a commit ID or sequence number taken, and with
-    /// [`StoreError::NotFound`] when the devbox is gone; nothing is recorded
-    /// then.
+    /// the tag `repository:<commit id>` pointing at it, the commit record
+    /// (with the next sequence number of the devbox, which it returns), the
+    /// devbox's head, which becomes this commit, and the current run's
+    /// commits, which it joins. A crash before the transaction leaves the
+    /// previous commit the head and at worst blobs for garbage collection.
+    /// Fails with [`StoreError::AlreadyExists`] for a commit ID taken, and
+    /// with [`StoreError::NotFound`] when the devbox is gone; nothing is
+    /// recorded then.
     async fn record_commit(
         &self,
         commit: &CommitRecord,
         manifest: &ManifestRecord,
         repository: &str,
-    ) -> Result<(), StoreError>;
+    ) -> Result<CommitRecord, StoreError>;
+
+    /// Begins or ends a run: records the manifest its changes sit on (or
+    /// that it has none) and empties the list of its commits.
+    async fn set_run(&self, devbox: &DevboxId, base: Option<&Digest>) -> Result<(), StoreError>;
 
     /// The devbox's commits, newest first.
     async fn list_commits(&self, devbox: &DevboxId) -> Result<Vec<CommitRecord>, StoreError>;
@@ -208,14 +216,6 @@ pub trait CommitStore: Send + Sync + std::fmt::Debug {
     /// the next start runs from. Fails with [`StoreError::NotFound`] when
     /// the devbox or the commit is gone, or the commit is another devbox's.
     async fn set_head(&self, devbox: &DevboxId, head: Option<&str>) -> Result<(), StoreError>;
-
-    /// Records the manifest the devbox's uncommitted changes sit on, or
-    /// that it has none.
-    async fn set_active_base(
-        &self,
-        devbox: &DevboxId,
-        base: Option<&Digest>,
-    ) -> Result<(), StoreError>;
 
     /// Pins or unpins a commit (a pinned commit is kept whatever the
     /// retention). Fails with [`StoreError::NotFound`] for an unknown commit.

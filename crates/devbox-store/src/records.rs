@@ -195,7 +195,8 @@ pub struct CommitRecord {
     /// 16 lowercase hex digits; the image's tag in the devbox's repository.
     pub id: String,
     pub devbox: DevboxId,
-    /// Increases by one with every commit of the devbox.
+    /// Increases by one with every commit of the devbox; the store assigns
+    /// it when it records the commit.
     pub seq: u64,
     /// The commit this one was made on top of; `None` on the devbox's image.
     pub parent: Option<String>,
@@ -232,4 +233,7 @@ pub struct CommitState {
     /// manifest they sit on (the image its current or last run started
     /// from). `None` once a stop committed them.
     pub active_base: Option<Digest>,
+    /// The commits made from the current (or last, uncommitted) run's
+    /// changes, oldest first.
+    pub run: Vec<String>,
 }

@@ -49,6 +49,26 @@ pub struct ServerArgs {
     /// The runc binary (default: found on PATH).
     #[arg(long, value_name = "PATH")]
     pub runc: Option<PathBuf>,
+    /// Compression of commit layers: gzip (every registry client reads it)
+    /// or zstd (smaller and faster).
+    #[arg(long, value_enum, default_value_t = CommitCompression::Gzip, value_name = "ALGORITHM")]
+    pub commit_compression: CommitCompression,
+    /// Merge a stopped devbox's own layers into one once it has more than
+    /// this many.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub squash_after: usize,
+    /// Keep the images of each devbox's last N commits (pinned commits and
+    /// the one it runs from are kept too); older commits stay in its
+    /// history with their images reclaimed.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub keep_commits: usize,
+}
+
+/// Compression of commit layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CommitCompression {
+    Gzip,
+    Zstd,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
@@ -58,6 +78,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
         subnet: args.subnet,
         runc: args.runc,
         bridge: args.bridge,
+        commits: devbox_server::CommitPolicy {
+            compression: match args.commit_compression {
+                CommitCompression::Gzip => devbox_layer::compression::Compression::Gzip,
+                CommitCompression::Zstd => devbox_layer::compression::Compression::Zstd,
+            },
+            squash_after: args.squash_after.max(1),
+            keep: args.keep_commits.max(1),
+            ..devbox_server::CommitPolicy::default()
+        },
     })
     .await?;
     Ok(0)

@@ -461,6 +461,7 @@ async fn changes_tar(rt: &LocalRuntime, id: &devbox_model::DevboxId, freeze: boo
     let req = ChangesRequest {
         mark: "c1".into(),
         since: None,
+        exclude: Vec::new(),
         freeze,
     };
     let changes = rt.read_changes(id, &req).await.expect("read changes");
@@ -520,7 +521,10 @@ async fn committed_changes_become_a_lower_layer_without_copying() {
     }
     let out = exec(&rt, &id, &["echo", "thawed"]).await;
     assert_eq!(out.stdout, "thawed\n");
-    let e = rt.commit_changes(&id, &sha256(b"x")).await.unwrap_err();
+    let e = rt
+        .commit_changes(&id, &[sha256(b"x")], &[])
+        .await
+        .unwrap_err();
     assert!(matches!(e, RuntimeError::UpperInUse { .. }), "{e}");
     rt.stop(&id, GRACE).await.expect("stop");
 
@@ -533,8 +537,10 @@ async fn committed_changes_become_a_lower_layer_without_copying() {
     let diff_id = sha256(&tar);
     let upper_inode =
         std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(rt.upper_dir(&id)).unwrap());
-    rt.commit_changes(&id, &diff_id).await.expect("commit");
-    rt.commit_changes(&id, &diff_id)
+    rt.commit_changes(&id, std::slice::from_ref(&diff_id), &[])
+        .await
+        .expect("commit");
+    rt.commit_changes(&id, std::slice::from_ref(&diff_id), &[])
         .await
         .expect("commit again");
     let layer_dir = rt.layers().path(&diff_id);

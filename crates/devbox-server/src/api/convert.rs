@@ -1,8 +1,10 @@
 //! The store's records as the API shows them.
 
 use devbox_model::State;
-use devbox_model::api::Devbox;
-use devbox_store::DevboxRecord;
+use devbox_model::api::{self, Devbox};
+use devbox_store::{CommitRecord, CommitState, CommitTrigger, DevboxRecord};
+
+use crate::state::repository;
 
 /// The settings of a running devbox that differ from what its run started
 /// with, and so apply at its next start.
@@ -19,6 +21,42 @@ fn pending(d: &DevboxRecord) -> Vec<String> {
         out.push("command".to_owned());
     }
     out
+}
+
+/// A devbox as the API shows it, with its commit state.
+pub fn devbox_with(d: DevboxRecord, cs: &CommitState) -> Devbox {
+    let mut out = devbox(d);
+    out.head = cs.head.clone();
+    out.auto_commit = cs.auto_commit.map(|d| d.as_secs());
+    out.commit_exclude = cs.exclude.clone();
+    out
+}
+
+/// A commit as the API shows it.
+pub fn commit(
+    c: CommitRecord,
+    devbox: &devbox_model::DevboxName,
+    head: Option<&str>,
+) -> api::Commit {
+    api::Commit {
+        reference: format!("{}:{}", repository(devbox), c.id),
+        head: head == Some(c.id.as_str()),
+        id: c.id,
+        created_at: c.created_at,
+        trigger: match c.trigger {
+            CommitTrigger::Manual => api::CommitTrigger::Manual,
+            CommitTrigger::Auto => api::CommitTrigger::Auto,
+            CommitTrigger::Stop => api::CommitTrigger::Stop,
+            CommitTrigger::Release => api::CommitTrigger::Release,
+        },
+        message: c.message,
+        digest: c.manifest,
+        layer_size: c.layer_size,
+        excluded_bytes: c.excluded_bytes,
+        parent: c.parent,
+        pinned: c.pinned,
+        merged_into: c.merged_into,
+    }
 }
 
 pub fn devbox(d: DevboxRecord) -> Devbox {

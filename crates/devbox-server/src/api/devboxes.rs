@@ -16,7 +16,7 @@ use crate::state::AppState;
 /// The longest grace a stop may ask for.
 const MAX_STOP_TIMEOUT: u64 = 3600;
 
-fn grace(
+pub(super) fn grace(
     q: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Duration> {
     let Query(q) = q?;
@@ -35,7 +35,17 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Vec<Devbox>>> {
     let all = ops::read::list(&state, &caller).await?;
-    Ok(Json(all.into_iter().map(convert::devbox).collect()))
+    let mut out = Vec::with_capacity(all.len());
+    for d in all {
+        out.push(view(&state, d).await?);
+    }
+    Ok(Json(out))
+}
+
+/// A record as the API shows it, with its commit state.
+pub(super) async fn view(state: &AppState, d: devbox_store::DevboxRecord) -> ApiResult<Devbox> {
+    let cs = state.store.commit_state(&d.id).await?;
+    Ok(convert::devbox_with(d, &cs))
 }
 
 #[utoipa::path(post, path = "/api/v1/devboxes", request_body = CreateDevbox,
@@ -47,7 +57,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CreateDevbox>,
 ) -> ApiResult<(StatusCode, Json<Devbox>)> {
     let devbox = ops::create::create(&state, &caller, req).await?;
-    Ok((StatusCode::CREATED, Json(convert::devbox(devbox))))
+    Ok((StatusCode::CREATED, Json(view(&state, devbox).await?)))
 }
 
 #[utoipa::path(get, path = "/api/v1/devboxes/{name}", params(("name" = String, Path)),
@@ -58,7 +68,7 @@ pub async fn show(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Devbox>> {
     let devbox = ops::read::get(&state, &caller, &devbox_name(&name)?).await?;
-    Ok(Json(convert::devbox(devbox)))
+    Ok(Json(view(&state, devbox).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/devboxes/{name}", params(("name" = String, Path)), request_body = UpdateDevbox,
@@ -71,7 +81,7 @@ pub async fn update(
     ApiJson(req): ApiJson<UpdateDevbox>,
 ) -> ApiResult<Json<Devbox>> {
     let devbox = ops::update::update(&state, &caller, &devbox_name(&name)?, req).await?;
-    Ok(Json(convert::devbox(devbox)))
+    Ok(Json(view(&state, devbox).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/devboxes/{name}/start", params(("name" = String, Path)),
@@ -82,7 +92,7 @@ pub async fn start(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Devbox>> {
     let devbox = ops::start::start(&state, &caller, &devbox_name(&name)?).await?;
-    Ok(Json(convert::devbox(devbox)))
+    Ok(Json(view(&state, devbox).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/devboxes/{name}/stop", params(("name" = String, Path), StopQuery),
@@ -94,7 +104,7 @@ pub async fn stop(
     query: Result<Query<StopQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Devbox>> {
     let devbox = ops::stop::stop(&state, &caller, &devbox_name(&name)?, grace(query)?).await?;
-    Ok(Json(convert::devbox(devbox)))
+    Ok(Json(view(&state, devbox).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/devboxes/{name}/restart", params(("name" = String, Path), StopQuery),
@@ -107,7 +117,7 @@ pub async fn restart(
 ) -> ApiResult<Json<Devbox>> {
     let devbox =
         ops::restart::restart(&state, &caller, &devbox_name(&name)?, grace(query)?).await?;
-    Ok(Json(convert::devbox(devbox)))
+    Ok(Json(view(&state, devbox).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/devboxes/{name}", params(("name" = String, Path)),

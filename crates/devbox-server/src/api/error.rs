@@ -135,13 +135,20 @@ fn op_code(e: &OpError) -> ErrorCode {
         OpError::Resources(_)
         | OpError::Empty { .. }
         | OpError::Workdir { .. }
+        | OpError::InvalidFrom { .. }
+        | OpError::InvalidExclude { .. }
         | OpError::UnknownVariable { .. } => ErrorCode::InvalidArgument,
+        OpError::UnknownCommit { .. } | OpError::ForkSourceNotFound { .. } => ErrorCode::NotFound,
+        OpError::NothingToCommit { .. }
+        | OpError::CommitReclaimed { .. }
+        | OpError::Uncommitted { .. } => ErrorCode::Conflict,
         OpError::Failed { source, .. } => match &**source {
             StepError::Image(e) => e.code(),
             StepError::Store(e) => store_code(e),
             StepError::Runtime(e) => runtime_code(e),
+            StepError::Commit(e) => op_code(e),
         },
-        OpError::Runtime { source, .. } => runtime_code(source),
+        OpError::Runtime { source, .. } | OpError::PruneLayers { source } => runtime_code(source),
         OpError::Image(e) => e.code(),
         OpError::Store(e) => store_code(e),
         OpError::Aborted { .. } => ErrorCode::Internal,

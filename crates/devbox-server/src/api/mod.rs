@@ -2,6 +2,7 @@
 //! body into a precise 4xx, and the OpenAPI document.
 
 mod auth;
+mod commits;
 mod convert;
 mod devboxes;
 pub mod error;
@@ -36,6 +37,13 @@ pub fn router(state: AppState) -> Router {
         .route("/devboxes/{name}/start", post(devboxes::start))
         .route("/devboxes/{name}/stop", post(devboxes::stop))
         .route("/devboxes/{name}/restart", post(devboxes::restart))
+        .route(
+            "/devboxes/{name}/commits",
+            get(commits::history).post(commits::commit),
+        )
+        .route("/devboxes/{name}/rollback", post(commits::rollback))
+        .route("/devboxes/{name}/diff", get(commits::diff))
+        .route("/gc", post(commits::gc))
         .route("/devboxes/{name}/exec", post(exec::exec))
         .route("/devboxes/{name}/exec/ws", get(exec::exec_ws))
         .route("/devboxes/{name}/logs", get(logs::logs))

@@ -14,12 +14,15 @@ use utoipa::{Modify, OpenApi};
         super::devboxes::list, super::devboxes::create, super::devboxes::show, super::devboxes::update, super::devboxes::delete,
         super::devboxes::start, super::devboxes::stop, super::devboxes::restart,
         super::exec::exec, super::exec::exec_ws, super::logs::logs,
+        super::commits::commit, super::commits::history, super::commits::rollback, super::commits::diff, super::commits::gc,
         super::images::list, super::images::show, super::images::delete, super::images::import, super::images::pull,
     ),
     components(schemas(
         api::ErrorBody, api::ErrorDetail, api::ErrorCode, api::Health, api::CreateDevbox, api::Devbox,
         api::ExecRequest, api::ExecResponse, api::ExecClientMsg, api::ExecServerMsg, api::Image,
         api::PullRequest, api::ProgressEvent, api::LayerInfo, api::UpdateDevbox, api::CommandStatus,
+        api::CommitRequest, api::Commit, api::CommitTrigger, api::RollbackRequest, api::Diff, api::DiffEntry,
+        api::IgnoredEntry, api::PathChange, api::GcRequest, api::GcReport,
         devbox_model::Resources, devbox_model::State,
     )),
     modifiers(&BearerAuth)
@@ -64,6 +67,10 @@ mod tests {
             "/api/v1/images/{reference}",
             "/api/v1/images/import",
             "/api/v1/images/pull",
+            "/api/v1/devboxes/{name}/commits",
+            "/api/v1/devboxes/{name}/rollback",
+            "/api/v1/devboxes/{name}/diff",
+            "/api/v1/gc",
         ] {
             assert!(
                 doc.paths.paths.contains_key(path),

@@ -3,23 +3,21 @@
 
 use chrono::Utc;
 use devbox_model::api::CreateDevbox;
-use devbox_model::{ByteSize, DevboxId, Resources, State};
+use devbox_model::{ByteSize, DevboxId, DevboxName, Digest, Resources, State};
 use devbox_store::{DevboxRecord, StoreError, Transition};
 
 use super::task::detached;
 use super::{OpError, OpResult};
 use crate::auth::Caller;
-use crate::state::AppState;
+use crate::state::{AppState, repository};
 
 pub async fn create(
     state: &AppState,
     caller: &Caller,
     req: CreateDevbox,
 ) -> OpResult<DevboxRecord> {
-    let Some(image_ref) = req.image.clone() else {
-        return Err(OpError::Empty { what: "the image" });
-    };
-    tracing::info!(%caller, devbox = %req.name, image = %image_ref, "create");
+    let (image_label, digest) = source(state, &req).await?;
+    tracing::info!(%caller, devbox = %req.name, image = %image_label, "create");
     let defaults = Resources::default();
     let resources = Resources {
         cpus: req.cpus.unwrap_or(defaults.cpus),
@@ -34,15 +32,8 @@ pub async fn create(
             what: "the command",
         });
     }
-    let image = state.images.resolve(&image_ref).await.map_err(|e| {
-        if e.code() == devbox_model::api::ErrorCode::NotFound {
-            OpError::ImageNotFound {
-                reference: image_ref.to_string(),
-            }
-        } else {
-            e.into()
-        }
-    })?;
+    // Patterns that do not parse are refused now, not at the first commit.
+    super::commit::check_exclude(&req.commit_exclude)?;
     let state = state.clone();
     let name = req.name.clone();
     detached(&name, async move {
@@ -51,8 +42,8 @@ pub async fn create(
         let record = DevboxRecord {
             id: new_id(),
             name: req.name.clone(),
-            image: image_ref.to_string(),
-            image_digest: image.digest.clone(),
+            image: image_label.clone(),
+            image_digest: digest.clone(),
             state: State::Creating,
             error: None,
             reason: None,
@@ -76,10 +67,22 @@ pub async fn create(
                 },
                 // The image was removed between its resolution and now.
                 StoreError::NotFound { .. } => OpError::ImageNotFound {
-                    reference: image_ref.to_string(),
+                    reference: image_label.clone(),
                 },
                 e => e.into(),
             })?;
+        if req.auto_commit.is_some() || !req.commit_exclude.is_empty() {
+            state
+                .store
+                .set_commit_settings(
+                    &record.id,
+                    req.auto_commit
+                        .filter(|s| *s > 0)
+                        .map(std::time::Duration::from_secs),
+                    &req.commit_exclude,
+                )
+                .await?;
+        }
         Ok(state
             .store
             .transition(
@@ -91,6 +94,68 @@ pub async fn create(
             .await?)
     })
     .await
+}
+
+/// What the new devbox starts from: an image reference, or another
+/// devbox's commit (`dev` for its head, `dev@<commit>`); its label and
+/// manifest digest.
+async fn source(state: &AppState, req: &CreateDevbox) -> OpResult<(String, Digest)> {
+    match (&req.image, &req.from) {
+        (Some(_), Some(from)) => Err(OpError::InvalidFrom {
+            from: from.clone(),
+            reason: "give an image or a devbox to fork, not both",
+        }),
+        (Some(image_ref), None) => {
+            let image = state.images.resolve(image_ref).await.map_err(|e| {
+                if e.code() == devbox_model::api::ErrorCode::NotFound {
+                    OpError::ImageNotFound {
+                        reference: image_ref.to_string(),
+                    }
+                } else {
+                    e.into()
+                }
+            })?;
+            Ok((image_ref.to_string(), image.digest))
+        }
+        (None, Some(from)) => {
+            let (name, commit) = match from.split_once('@') {
+                Some((n, c)) => (n, Some(c)),
+                None => (from.as_str(), None),
+            };
+            let name: DevboxName = name.parse().map_err(|_| OpError::InvalidFrom {
+                from: from.clone(),
+                reason: "expected NAME or NAME@COMMIT",
+            })?;
+            let src = state
+                .store
+                .get_devbox(&name)
+                .await?
+                .ok_or_else(|| OpError::ForkSourceNotFound { name: name.clone() })?;
+            let cs = state.store.commit_state(&src.id).await?;
+            let commit_id = match commit {
+                Some(c) => c.to_owned(),
+                None => cs.head.clone().ok_or(OpError::InvalidFrom {
+                    from: from.clone(),
+                    reason: "that devbox has no commits yet: commit it first with `devbox commit`",
+                })?,
+            };
+            let commit = state
+                .store
+                .get_commit(&commit_id)
+                .await?
+                .filter(|c| c.devbox == src.id)
+                .ok_or_else(|| OpError::UnknownCommit {
+                    name: name.clone(),
+                    commit: commit_id.clone(),
+                })?;
+            let digest = commit.manifest.ok_or_else(|| OpError::CommitReclaimed {
+                name: name.clone(),
+                commit: commit_id.clone(),
+            })?;
+            Ok((format!("{}:{commit_id}", repository(&name)), digest))
+        }
+        (None, None) => Err(OpError::Empty { what: "the image" }),
+    }
 }
 
 fn new_id() -> DevboxId {

@@ -2,13 +2,13 @@
 //! devbox is stopped without grace first.
 
 use devbox_model::{DevboxName, Operation, Plan, State, plan};
-use devbox_store::Transition;
+use devbox_store::{StoreError, Transition};
 
 use super::read::find;
 use super::task::detached;
 use super::{OpError, OpResult};
 use crate::auth::Caller;
-use crate::state::AppState;
+use crate::state::{AppState, repository};
 
 /// Deletes the devbox. A devbox that is gone already is `NotFound`.
 pub async fn delete(state: &AppState, caller: &Caller, name: &DevboxName) -> OpResult<()> {
@@ -61,6 +61,22 @@ pub(crate) async fn finish(
             .await?;
         return Err(err);
     }
+    let commits = state.store.list_commits(&deleting.id).await?;
     state.store.delete_devbox(&deleting.id).await?;
+    // Its commits' images go with it, unless another devbox was forked from
+    // one (the store keeps that one) or another name holds it.
+    let repo = repository(&deleting.name);
+    for c in commits {
+        match state
+            .store
+            .remove_image(&repo, devbox_store::ImageName::Tag(&c.id))
+            .await
+        {
+            Ok(_) | Err(StoreError::InUse { .. } | StoreError::NotFound { .. }) => {}
+            Err(e) => {
+                tracing::warn!(devbox = %deleting.name, commit = %c.id, "cannot remove a commit's image: {e}")
+            }
+        }
+    }
     Ok(())
 }

@@ -43,6 +43,36 @@ pub enum OpError {
     #[error("working directory {workdir:?} must be an absolute path")]
     Workdir { workdir: String },
 
+    #[error(
+        "devbox {name} is {state}: there is nothing to commit, since its stop committed its changes; start it to change it"
+    )]
+    NothingToCommit { name: DevboxName, state: State },
+
+    #[error("devbox {name} has no commit {commit}; see `devbox history {name}`")]
+    UnknownCommit { name: DevboxName, commit: String },
+
+    #[error(
+        "commit {commit} of devbox {name} is no longer stored: retention reclaimed its image; pin commits to keep them, and see `devbox history {name}` for the ones kept"
+    )]
+    CommitReclaimed { name: DevboxName, commit: String },
+
+    #[error("devbox {name} not found: it cannot be forked")]
+    ForkSourceNotFound { name: DevboxName },
+
+    #[error("invalid commit-exclude pattern: {source}")]
+    InvalidExclude {
+        #[source]
+        source: devbox_layer::IgnoreError,
+    },
+
+    #[error("invalid fork source {from:?}: {reason}")]
+    InvalidFrom { from: String, reason: &'static str },
+
+    #[error(
+        "devbox {name} has changes its last stop could not commit: start and stop it again to commit them first"
+    )]
+    Uncommitted { name: DevboxName },
+
     #[error("devbox {name} has no variable {key} to unset")]
     UnknownVariable { name: DevboxName, key: String },
 
@@ -57,6 +87,12 @@ pub enum OpError {
     #[error("devbox {name}: {source}")]
     Runtime {
         name: DevboxName,
+        #[source]
+        source: Box<RuntimeError>,
+    },
+
+    #[error("cannot collect the node's unused layers: {source}")]
+    PruneLayers {
         #[source]
         source: Box<RuntimeError>,
     },
@@ -109,6 +145,9 @@ pub enum StepError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The commit a stop makes, or the head a start runs from.
+    #[error(transparent)]
+    Commit(Box<OpError>),
 }
 
 /// Result of an operation.

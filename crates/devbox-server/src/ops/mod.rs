@@ -7,13 +7,19 @@
 //! Each takes the [`Caller`](crate::auth::Caller), which is where access will
 //! be checked once users exist.
 
+pub mod commit;
 pub mod create;
 pub mod delete;
+pub mod diff;
 pub mod exec;
+pub mod gc;
+pub mod history;
 pub mod images;
 pub mod logs;
 pub mod read;
 pub mod restart;
+pub mod rollback;
+pub mod squash;
 pub mod start;
 pub mod stop;
 pub mod update;

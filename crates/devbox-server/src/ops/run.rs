@@ -32,9 +32,14 @@ pub(crate) async fn start(state: &AppState, devbox: &DevboxRecord) -> OpResult<D
         )
         .await?;
     let result = async {
-        let image = state.images.resolve_digest(&starting.image_digest).await?;
+        let from = run_image(state, &starting).await?;
+        let image = state.images.resolve_digest(&from).await?;
         let (spec, applied) = start_spec(&starting, &image);
         let started = state.runtime.start(&spec, &state.images).await?;
+        let cs = state.store.commit_state(&starting.id).await?;
+        if cs.active_base.as_ref() != Some(&from) {
+            state.store.set_run(&starting.id, Some(&from)).await?;
+        }
         state
             .store
             .record_start(&starting.id, &applied, started.ip)
@@ -77,6 +82,25 @@ pub(crate) async fn start(state: &AppState, devbox: &DevboxRecord) -> OpResult<D
             Err(err)
         }
     }
+}
+
+/// The image a start runs from: the one the devbox's uncommitted changes
+/// sit on while the node still holds them (a stop that could not commit
+/// them), else its head commit's, else the image it was created from.
+async fn run_image(
+    state: &AppState,
+    devbox: &DevboxRecord,
+) -> Result<devbox_model::Digest, StepError> {
+    let cs = state.store.commit_state(&devbox.id).await?;
+    if let Some(base) = &cs.active_base {
+        let status = state.runtime.status(&devbox.id).await?;
+        if status.active_changes {
+            return Ok(base.clone());
+        }
+    }
+    super::commit::head_image(state, devbox, &cs)
+        .await
+        .map_err(|e| StepError::Commit(Box::new(e)))
 }
 
 /// Stops `devbox` (running or in error): `Stopping`, the runtime's stop,
@@ -122,6 +146,16 @@ pub(crate) async fn settle_stop(
         Ok::<_, StepError>(())
     }
     .await;
+    // Every stop commits, once the processes are gone: nothing is lost.
+    let result = match result {
+        Ok(()) => super::commit::commit_stop(state, stopping)
+            .await
+            .map_err(|e| match e {
+                OpError::Failed { source, .. } => *source,
+                other => StepError::Commit(Box::new(other)),
+            }),
+        Err(e) => Err(e),
+    };
     match result {
         Ok(()) => Ok(state
             .store

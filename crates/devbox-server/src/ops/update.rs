@@ -56,6 +56,20 @@ pub async fn update(
                 .await
                 .map_err(OpError::runtime(&name, devbox.state))?;
         }
+        if req.auto_commit.is_some() || req.commit_exclude.is_some() {
+            let cs = state.store.commit_state(&devbox.id).await?;
+            let exclude = req.commit_exclude.clone().unwrap_or(cs.exclude);
+            super::commit::check_exclude(&exclude)?;
+            let auto = match req.auto_commit {
+                Some(0) => None,
+                Some(s) => Some(std::time::Duration::from_secs(s)),
+                None => cs.auto_commit,
+            };
+            state
+                .store
+                .set_commit_settings(&devbox.id, auto, &exclude)
+                .await?;
+        }
         Ok(state
             .store
             .update_settings(&devbox.id, resources, &env, command.as_deref())

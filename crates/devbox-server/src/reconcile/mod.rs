@@ -244,6 +244,7 @@ mod tests {
             state,
             oom_kills,
             command: None,
+            active_changes: false,
         }
     }
 

@@ -114,7 +114,7 @@ impl CommitStore for SqliteStore {
         self.run(move |c| {
             let row = c
                 .query_row(
-                    "SELECT auto_commit_secs, exclude, head, active_base FROM commit_state WHERE devbox_id = ?1",
+                    "SELECT auto_commit_secs, exclude, head, active_base, run FROM commit_state WHERE devbox_id = ?1",
                     [id.as_str()],
                     |r| {
                         Ok((
@@ -122,12 +122,13 @@ impl CommitStore for SqliteStore {
                             r.get::<_, String>(1)?,
                             r.get::<_, Option<String>>(2)?,
                             r.get::<_, Option<String>>(3)?,
+                            r.get::<_, String>(4)?,
                         ))
                     },
                 )
                 .optional()
                 .ctx("read a devbox's commit state")?;
-            let Some((auto, exclude, head, base)) = row else {
+            let Some((auto, exclude, head, base, run)) = row else {
                 return Ok(CommitState::default());
             };
             Ok(CommitState {
@@ -138,6 +139,7 @@ impl CommitStore for SqliteStore {
                 exclude: serde_json::from_str(&exclude).map_err(|e| corrupt("exclude", e))?,
                 head,
                 active_base: base.map(|b| digest("active_base", &b)).transpose()?,
+                run: serde_json::from_str(&run).map_err(|e| corrupt("run", e))?,
             })
         })
         .await
@@ -170,12 +172,21 @@ impl CommitStore for SqliteStore {
         commit: &CommitRecord,
         manifest: &ManifestRecord,
         repository: &str,
-    ) -> Result<(), StoreError> {
-        let (commit, manifest, repository) =
+    ) -> Result<CommitRecord, StoreError> {
+        let (mut commit, manifest, repository) =
             (commit.clone(), manifest.clone(), repository.to_owned());
         self.run(move |c| {
             let tx = c.transaction().ctx("begin recording a commit")?;
             ensure_state(&tx, &commit.devbox)?;
+            let last: Option<i64> = tx
+                .query_row(
+                    "SELECT MAX(seq) FROM commits WHERE devbox_id = ?1",
+                    [commit.devbox.as_str()],
+                    |r| r.get(0),
+                )
+                .ctx("number a commit")?;
+            commit.seq = last.map_or(1, |s| s as u64 + 1);
+            commit.manifest = Some(manifest.digest.clone());
             insert_manifest(&tx, &manifest)?;
             tag(&tx, &repository, &commit.id, &manifest.digest)?;
             let inserted = tx.execute(
@@ -210,12 +221,23 @@ impl CommitStore for SqliteStore {
                 Err(e) if is_foreign_key_violation(&e) => return Err(gone(&commit.devbox)),
                 Err(e) => return Err(e).ctx("record a commit"),
             }
+            let run: String = tx
+                .query_row(
+                    "SELECT run FROM commit_state WHERE devbox_id = ?1",
+                    [commit.devbox.as_str()],
+                    |r| r.get(0),
+                )
+                .ctx("read the current run")?;
+            let mut run: Vec<String> = serde_json::from_str(&run).map_err(|e| corrupt("run", e))?;
+            run.push(commit.id.clone());
+            let run = serde_json::to_string(&run).map_err(|e| corrupt("run", e))?;
             tx.execute(
-                "UPDATE commit_state SET head = ?2 WHERE devbox_id = ?1",
-                params![commit.devbox.as_str(), commit.id],
+                "UPDATE commit_state SET head = ?2, run = ?3 WHERE devbox_id = ?1",
+                params![commit.devbox.as_str(), commit.id, run],
             )
             .ctx("move a devbox's head")?;
-            tx.commit().ctx("commit a commit")
+            tx.commit().ctx("commit a commit")?;
+            Ok(commit)
         })
         .await
     }
@@ -282,21 +304,17 @@ impl CommitStore for SqliteStore {
         .await
     }
 
-    async fn set_active_base(
-        &self,
-        devbox: &DevboxId,
-        base: Option<&Digest>,
-    ) -> Result<(), StoreError> {
+    async fn set_run(&self, devbox: &DevboxId, base: Option<&Digest>) -> Result<(), StoreError> {
         let (id, base) = (devbox.clone(), base.cloned());
         self.run(move |c| {
-            let tx = c.transaction().ctx("begin recording the active base")?;
+            let tx = c.transaction().ctx("begin recording a run")?;
             ensure_state(&tx, &id)?;
             tx.execute(
-                "UPDATE commit_state SET active_base = ?2 WHERE devbox_id = ?1",
+                "UPDATE commit_state SET active_base = ?2, run = '[]' WHERE devbox_id = ?1",
                 params![id.as_str(), base.as_ref().map(Digest::as_str)],
             )
-            .ctx("record the active base")?;
-            tx.commit().ctx("commit the active base")
+            .ctx("record a run")?;
+            tx.commit().ctx("commit a run")
         })
         .await
     }

@@ -293,6 +293,23 @@ impl ImageMetadata for SqliteStore {
         .await
     }
 
+    async fn list_manifests(&self) -> Result<Vec<ManifestRecord>, StoreError> {
+        self.run(|c| {
+            let mut stmt = c
+                .prepare(&format!(
+                    "SELECT {MANIFEST_COLUMNS} FROM manifests ORDER BY digest"
+                ))
+                .ctx("list manifests")?;
+            let rows = stmt
+                .query_map([], raw_manifest)
+                .ctx("list manifests")?
+                .collect::<Result<Vec<_>, _>>()
+                .ctx("list manifests")?;
+            rows.into_iter().map(manifest_record).collect()
+        })
+        .await
+    }
+
     async fn link_manifest(&self, repository: &str, digest: &Digest) -> Result<(), StoreError> {
         let (repository, digest) = (repository.to_owned(), digest.clone());
         self.run(move |c| {

@@ -102,7 +102,8 @@ CREATE TABLE commit_state (
     auto_commit_secs INTEGER,
     exclude          TEXT NOT NULL DEFAULT '[]',
     head             TEXT,
-    active_base      TEXT
+    active_base      TEXT,
+    run              TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE commits (
     id             TEXT PRIMARY KEY,

@@ -74,7 +74,15 @@ async fn a_commit_becomes_the_head_with_its_image_tagged_by_its_id() {
     assert_eq!(history[0].manifest.as_ref(), Some(&m2));
     assert_eq!(history[1].excluded_bytes, 7);
 
-    // A commit ID or sequence number taken twice records nothing.
+    assert_eq!(
+        (history[0].seq, history[1].seq),
+        (2, 1),
+        "the store numbers commits"
+    );
+    assert_eq!(s.commit_state(&d.id).await.unwrap().run, ["c1", "c2"]);
+    s.set_run(&d.id, None).await.unwrap();
+    assert!(s.commit_state(&d.id).await.unwrap().run.is_empty());
+    // A commit ID taken twice records nothing.
     let e = s
         .record_commit(
             &commit("c2", &d, 3, None),
@@ -151,7 +159,7 @@ async fn the_head_image_cannot_be_removed_and_an_old_one_leaves_history() {
     let c1 = s.get_commit("c1").await.unwrap().unwrap();
     assert_eq!(c1.manifest, None);
     // The active base is protected the same way.
-    s.set_active_base(&d.id, Some(&m2)).await.unwrap();
+    s.set_run(&d.id, Some(&m2)).await.unwrap();
     s.set_head(&d.id, None).await.unwrap();
     let e = s
         .remove_image("admin/web", ImageName::Tag("c2"))

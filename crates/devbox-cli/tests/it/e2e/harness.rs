@@ -76,6 +76,8 @@ pub struct Server {
     pub subnet: String,
     pub gateway: String,
     pub bridge: String,
+    /// Extra flags of `devbox server`.
+    pub extra: Vec<String>,
     /// The claim on network N, released after the network is removed (a
     /// field drops after `Drop::drop` has run).
     _net_claim: File,
@@ -136,6 +138,11 @@ fn free_port() -> u16 {
 
 impl Server {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `devbox server` flags (kept for restarts).
+    pub fn start_with(extra: &[&str]) -> Self {
         require_privileges();
         let (n, claim) = claim_network();
         let listen = format!("127.0.0.1:{}", free_port());
@@ -151,6 +158,7 @@ impl Server {
             gateway: format!("10.79.{n}.1"),
             bridge: format!("dbxe2e{n}"),
             _net_claim: claim,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         s.spawn();
         s
@@ -178,6 +186,7 @@ impl Server {
                 "--bridge",
                 &self.bridge,
             ])
+            .args(&self.extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -296,6 +305,27 @@ impl Server {
         let out = self.ok(args);
         serde_json::from_str(&out)
             .unwrap_or_else(|e| panic!("devbox {}: not JSON ({e}): {out}", args.join(" ")))
+    }
+
+    /// Calls the API: `method` on `path` (under `/api/v1`) with a JSON
+    /// body; the status and the JSON answer (null when there is none).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http()
+            .request(method, format!("{}/api/v1{path}", self.url));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        (status, json)
     }
 
     /// An HTTP client with the admin token.
