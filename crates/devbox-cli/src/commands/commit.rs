@@ -45,6 +45,10 @@ pub struct RollbackArgs {
     pub name: DevboxName,
     /// The commit its next start runs from, as `devbox history NAME` shows it.
     pub commit: CommitId,
+    /// Seconds a running devbox's processes get to exit after SIGTERM, as
+    /// with `devbox stop`; default 10.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
     /// Print the API's JSON.
     #[arg(long)]
     pub json: bool,
@@ -188,11 +192,15 @@ pub async fn rollback(client: &Client, args: RollbackArgs) -> anyhow::Result<i32
     let running = before.value.state == State::Running;
     if running {
         eprintln!(
-            "note: {name} is running: rolling back restarts it to run from commit {}",
+            "note: {name} is running: rolling back restarts it to run from commit {} \
+             (its stop commits its changes first, and they stay in the history)",
             args.commit
         );
     }
-    let url = client.api_url(&["devboxes", name, "rollback"]);
+    let mut url = client.api_url(&["devboxes", name, "rollback"]);
+    if let Some(t) = args.timeout {
+        url.query_pairs_mut().append_pair("timeout", &t.to_string());
+    }
     let body = RollbackRequest {
         commit: args.commit.to_string(),
     };

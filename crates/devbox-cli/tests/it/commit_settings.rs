@@ -101,27 +101,30 @@ fn a_fork_from_a_missing_devbox_or_commit_exits_3_and_from_a_reclaimed_one_4() {
     let (_fake, cli) = setup();
     let run = cli.run(&["create", "dev2", "--from", "nope"]);
     run.expect(3);
-    assert_eq!(run.stderr, "error: devbox \"nope\" not found\n");
+    assert_eq!(
+        run.stderr,
+        "error: devbox nope not found: it cannot be forked\n"
+    );
     let run = cli.run(&["create", "dev2", "--from", "web@9999999999999999"]);
     run.expect(3);
     assert_eq!(
         run.stderr,
-        "error: devbox \"web\" has no commit 9999999999999999; \
-         `devbox history web` lists its commits\n"
+        "error: devbox web has no commit 9999999999999999; see `devbox history web`\n"
     );
     let run = cli.run(&["create", "dev2", "--from", &format!("web@{WEB_RECLAIMED}")]);
     run.expect(4);
     assert!(
         run.stderr.starts_with(&format!(
-            "error: the image of commit {WEB_RECLAIMED} of devbox \"web\" was reclaimed"
+            "error: commit {WEB_RECLAIMED} of devbox web is no longer stored"
         )),
         "{}",
         run.stderr
     );
+    // The server takes a source without commits for a bad request.
     let run = cli.run(&["create", "dev2", "--from", "fresh"]);
-    run.expect(4);
+    run.expect(1);
     assert!(
-        run.stderr.contains("has no commit to fork from yet"),
+        run.stderr.contains("that devbox has no commits yet"),
         "{}",
         run.stderr
     );

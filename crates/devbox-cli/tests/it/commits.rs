@@ -76,14 +76,14 @@ fn a_commit_of_a_stopped_busy_or_missing_devbox_is_refused_with_its_exit_code() 
     run.expect(4);
     assert_eq!(
         run.stderr,
-        "error: devbox \"idle\" is not running: a stopped devbox has nothing to commit, \
-         since its stop committed it\n"
+        "error: devbox idle is stopped: there is nothing to commit, since its stop committed \
+         its changes; start it to change it\n"
     );
     assert!(run.stdout.is_empty());
     let run = cli.run(&["commit", "busy"]);
     run.expect(4);
     assert!(
-        run.stderr.contains("while it is starting"),
+        run.stderr.contains("busy with another operation"),
         "{}",
         run.stderr
     );
@@ -94,7 +94,7 @@ fn a_commit_of_a_stopped_busy_or_missing_devbox_is_refused_with_its_exit_code() 
     run.expect(1);
     assert!(
         run.stderr
-            .starts_with("error: cannot commit devbox \"full\": no space left"),
+            .starts_with("error: cannot commit devbox full: No space left on device"),
         "{}",
         run.stderr
     );
@@ -198,7 +198,10 @@ fn a_rollback_of_a_running_devbox_says_it_restarts_then_runs_from_the_commit() {
     run.expect(0);
     assert_eq!(
         run.stderr,
-        format!("note: web is running: rolling back restarts it to run from commit {WEB_AUTO}\n")
+        format!(
+            "note: web is running: rolling back restarts it to run from commit {WEB_AUTO} \
+             (its stop commits its changes first, and they stay in the history)\n"
+        )
     );
     assert_eq!(
         run.stdout,
@@ -217,7 +220,7 @@ fn a_rollback_of_a_running_devbox_says_it_restarts_then_runs_from_the_commit() {
 
 #[test]
 fn a_rollback_of_a_stopped_devbox_says_its_next_start_runs_from_the_commit() {
-    let (_fake, cli) = setup();
+    let (fake, cli) = setup();
     let run = cli.run(&["rollback", "idle", &IDLE_HEAD.to_uppercase()]);
     run.expect(0);
     assert!(run.stderr.is_empty(), "{}", run.stderr);
@@ -225,10 +228,14 @@ fn a_rollback_of_a_stopped_devbox_says_its_next_start_runs_from_the_commit() {
         run.stdout,
         format!("idle: stopped; its next start runs from commit {IDLE_HEAD}\n")
     );
-    let run = cli.run(&["rollback", "idle", IDLE_HEAD, "--json"]);
+    let run = cli.run(&["rollback", "idle", IDLE_HEAD, "--json", "--timeout", "3"]);
     run.expect(0);
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["head"], IDLE_HEAD);
+    assert_eq!(
+        fake.seen().requests.last().unwrap(),
+        "POST /api/v1/devboxes/idle/rollback?timeout=3"
+    );
 }
 
 #[test]
@@ -238,8 +245,7 @@ fn a_rollback_to_an_unknown_or_foreign_commit_exits_3_and_to_a_reclaimed_one_4()
     run.expect(3);
     assert_eq!(
         run.stderr.lines().last().unwrap(),
-        "error: devbox \"web\" has no commit 9999999999999999; \
-         `devbox history web` lists its commits"
+        "error: devbox web has no commit 9999999999999999; see `devbox history web`"
     );
     // Another devbox's commit is no commit of this one.
     let run = cli.run(&["rollback", "web", IDLE_HEAD]);
@@ -252,7 +258,7 @@ fn a_rollback_to_an_unknown_or_foreign_commit_exits_3_and_to_a_reclaimed_one_4()
     let run = cli.run(&["rollback", "web", WEB_RECLAIMED]);
     run.expect(4);
     assert!(
-        run.stderr.contains("was reclaimed by retention"),
+        run.stderr.contains("retention reclaimed its image"),
         "{}",
         run.stderr
     );

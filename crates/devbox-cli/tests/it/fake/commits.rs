@@ -122,35 +122,44 @@ pub fn find(devbox: &str, id: &str) -> Result<Commit, Refusal> {
         return Err(Refusal::new(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
-            format!(
-                "devbox \"{devbox}\" has no commit {id}; `devbox history {devbox}` lists its commits"
-            ),
+            format!("devbox {devbox} has no commit {id}; see `devbox history {devbox}`"),
         ));
     };
     if c.digest.is_none() {
         return Err(Refusal::conflict(format!(
-            "the image of commit {id} of devbox \"{devbox}\" was reclaimed by retention; \
-                 pick a later commit, and pin the ones to keep (`devbox commit --pin`)"
+            "commit {id} of devbox {devbox} is no longer stored: retention reclaimed its image; \
+             pin commits to keep them, and see `devbox history {devbox}` for the ones kept"
         )));
     }
     Ok(c)
 }
 
-/// The commit a fork from `from` (`NAME` or `NAME@COMMIT`) starts at.
+/// The commit a fork from `from` (`NAME` or `NAME@COMMIT`) starts at: a
+/// missing source is 404 and one without commits 400, as the server has it.
 pub fn fork_source(from: &str) -> Result<Commit, Refusal> {
-    match from.split_once('@') {
-        Some((devbox, id)) => find(devbox, id),
-        None => {
-            let Some(list) = history(from) else {
-                return Err(Refusal::not_found(from));
-            };
-            list.into_iter().find(|c| c.head).ok_or_else(|| {
-                Refusal::conflict(format!(
-                    "devbox \"{from}\" has no commit to fork from yet; \
-                         `devbox commit {from}` makes one"
-                ))
-            })
-        }
+    let (devbox, id) = match from.split_once('@') {
+        Some((devbox, id)) => (devbox, Some(id)),
+        None => (from, None),
+    };
+    let Some(list) = history(devbox) else {
+        return Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!("devbox {devbox} not found: it cannot be forked"),
+        ));
+    };
+    match id {
+        Some(id) => find(devbox, id),
+        None => list.into_iter().find(|c| c.head).ok_or_else(|| {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidArgument,
+                format!(
+                    "invalid fork source {from:?}: that devbox has no commits yet: \
+                     commit it first with `devbox commit`"
+                ),
+            )
+        }),
     }
 }
 
@@ -180,10 +189,10 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
     })
 }
 
-fn busy(verb: &str) -> Refusal {
-    Refusal::conflict(format!(
-        "cannot {verb} devbox \"busy\" while it is starting; try again when it is running"
-    ))
+fn busy() -> Refusal {
+    Refusal::conflict(
+        "devbox busy is busy with another operation; try again when it finishes".into(),
+    )
 }
 
 /// `web` and `fresh` run and commit; `slow` takes two seconds to; `idle` is
@@ -203,19 +212,18 @@ async fn create_commit(
         "slow" => tokio::time::sleep(Duration::from_secs(2)).await,
         "idle" => {
             return Refusal::conflict(
-                "devbox \"idle\" is not running: a stopped devbox has nothing to commit, \
-                 since its stop committed it"
+                "devbox idle is stopped: there is nothing to commit, since its stop committed \
+                 its changes; start it to change it"
                     .into(),
             )
             .into_response();
         }
-        "busy" => return busy("commit").into_response(),
+        "busy" => return busy().into_response(),
         "full" => {
             return error(
                 StatusCode::INSUFFICIENT_STORAGE,
                 ErrorCode::InsufficientStorage,
-                "cannot commit devbox \"full\": no space left in the image store; \
-                 it keeps its state, free some space and commit again",
+                "cannot commit devbox full: No space left on device (os error 28)",
             );
         }
         _ => return Refusal::not_found(&name).into_response(),
@@ -244,7 +252,7 @@ async fn rollback(State(seen): State<Shared>, Path(name): Path<String>, body: By
     };
     seen.lock().unwrap().rollbacks.push(req.clone());
     if name == "busy" {
-        return busy("roll back").into_response();
+        return busy().into_response();
     }
     if let Err(refusal) = find(&name, &req.commit) {
         return refusal.into_response();
