@@ -529,6 +529,18 @@ mod tests {
         assert_eq!(a.subnet, None);
         assert_eq!(b.data_dir, PathBuf::from("/srv/devbox"));
         assert_eq!(b.runc, Some(PathBuf::from("/usr/bin/runc")));
+        assert_eq!(a.gc_grace, 600);
+        let cli = parse(&["server", "--gc-grace", "0s"]).unwrap();
+        let Command::Server(c) = cli.command else {
+            panic!("not server")
+        };
+        assert_eq!(c.gc_grace, 0);
+        assert_eq!(
+            parse(&["server", "--gc-grace", "10"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 
     #[test]

@@ -62,6 +62,12 @@ pub struct ServerArgs {
     /// history with their images reclaimed.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub keep_commits: usize,
+    /// Garbage collection leaves blobs younger than this alone, e.g. 10m or
+    /// 1h: they may belong to a commit or upload still under way. 0s
+    /// collects everything unreferenced (only safe while nothing is being
+    /// committed or uploaded).
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub gc_grace: u64,
 }
 
 /// Compression of commit layers.
@@ -85,6 +91,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
             },
             squash_after: args.squash_after.max(1),
             keep: args.keep_commits.max(1),
+            gc_grace: std::time::Duration::from_secs(args.gc_grace),
             ..devbox_server::CommitPolicy::default()
         },
     })
