@@ -12,6 +12,9 @@ mod progress;
 mod terminal;
 mod waiting;
 
+mod commit_ref;
+mod duration;
+
 use std::ffi::OsStr;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -19,7 +22,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use client::{Client, error};
-use commands::{devbox, exec, image, lifecycle, logs, server, update};
+use commands::{commit, devbox, diff, exec, gc, image, lifecycle, logs, server, update};
 use connection::{Connection, On, RootConnection};
 use devbox_model::Operation;
 
@@ -28,8 +31,10 @@ Exit codes:
   0    success
   1    the server refused or failed the request, or a local error
   2    usage error (bad flags or arguments)
-  3    not found: no such devbox or image
-  4    conflict: the devbox is busy in another operation, or the name is taken
+  3    not found: no such devbox, image or commit
+  4    conflict: the devbox is busy in another operation, the name is taken,
+       a commit of a devbox that is not running, or a commit whose image
+       retention reclaimed
   5    start, restart: the devbox runs, but its startup command exited with a
        non-zero code or could not be started (see: devbox logs NAME)
   exec: the remote command's exit code; 125 when the command could not be
@@ -63,7 +68,7 @@ enum Command {
     Server(server::ServerArgs),
     /// Manage images: import, pull, list, remove.
     Image(ImageArgs),
-    /// Create a devbox from an image (it starts stopped).
+    /// Create a devbox from an image, or fork one from another's commit (it starts stopped).
     Create(On<devbox::CreateArgs>),
     /// Start a devbox; exits 5 when its startup command failed at once.
     Start(On<devbox::NameArgs>),
@@ -71,7 +76,7 @@ enum Command {
     Stop(On<lifecycle::StopArgs>),
     /// Stop and start a devbox again; exits 5 when its startup command failed at once.
     Restart(On<lifecycle::StopArgs>),
-    /// Change a devbox's limits (at once), environment or startup command (at its next start).
+    /// Change a devbox's limits (at once), environment or startup command (at its next start), or commit settings.
     Update(On<update::UpdateArgs>),
     /// Delete a devbox (a running one is stopped first).
     Rm(On<devbox::RmArgs>),
@@ -83,6 +88,16 @@ enum Command {
     Exec(On<exec::ExecArgs>),
     /// Print the output of a devbox's startup command.
     Logs(On<logs::LogsArgs>),
+    /// Commit a running devbox's changes now, as an image layer; it keeps running.
+    Commit(On<commit::CommitArgs>),
+    /// List a devbox's commits, newest first; `*` marks the one its next start runs from.
+    History(On<commit::HistoryArgs>),
+    /// Make a devbox's next start run from one of its commits; a running devbox restarts.
+    Rollback(On<commit::RollbackArgs>),
+    /// Show what a devbox's next commit would hold, and what it would leave out.
+    Diff(On<diff::DiffArgs>),
+    /// Reclaim the storage of expired commits and of what nothing uses.
+    Gc(On<gc::GcArgs>),
 }
 
 /// `image` and its subcommands, with the connection flags at this level so
@@ -141,6 +156,11 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Show(a) => devbox::show(&client(&a.conn)?, a.args).await,
         Command::Exec(a) => exec::run(&client(&a.conn)?, a.args).await,
         Command::Logs(a) => logs::run(&client(&a.conn)?, a.args).await,
+        Command::Commit(a) => commit::commit(&client(&a.conn)?, a.args).await,
+        Command::History(a) => commit::history(&client(&a.conn)?, a.args).await,
+        Command::Rollback(a) => commit::rollback(&client(&a.conn)?, a.args).await,
+        Command::Diff(a) => diff::run(&client(&a.conn)?, a.args).await,
+        Command::Gc(a) => gc::run(&client(&a.conn)?, a.args).await,
     }
 }
 
@@ -373,7 +393,7 @@ mod tests {
             panic!("not create")
         };
         assert_eq!(a.name.as_str(), "web");
-        assert_eq!(a.image.to_string(), "busybox:1");
+        assert_eq!(a.image.unwrap().to_string(), "busybox:1");
         assert_eq!(a.cpus, Some(0.5));
         assert_eq!(a.memory, Some(devbox_model::ByteSize::mib(512)));
         assert_eq!(a.pids, Some(100));
@@ -509,6 +529,18 @@ mod tests {
         assert_eq!(a.subnet, None);
         assert_eq!(b.data_dir, PathBuf::from("/srv/devbox"));
         assert_eq!(b.runc, Some(PathBuf::from("/usr/bin/runc")));
+        assert_eq!(a.gc_grace, 600);
+        let cli = parse(&["server", "--gc-grace", "0s"]).unwrap();
+        let Command::Server(c) = cli.command else {
+            panic!("not server")
+        };
+        assert_eq!(c.gc_grace, 0);
+        assert_eq!(
+            parse(&["server", "--gc-grace", "10"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
     }
 
     #[test]
@@ -536,5 +568,92 @@ mod tests {
         let e = parse(&["--help"]).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::DisplayHelp);
         assert_eq!(e.exit_code(), 0);
+    }
+    #[test]
+    fn create_takes_an_image_or_a_fork_with_commit_settings() {
+        let cli = parse(&[
+            "create",
+            "dev",
+            "--image",
+            "base:1",
+            "--auto-commit",
+            "10m",
+            "--commit-exclude",
+            "/tmp,/root/.cache/**",
+            "--commit-exclude",
+            "/srv",
+        ])
+        .unwrap();
+        let Command::Create(On { args: a, .. }) = cli.command else {
+            panic!("not create")
+        };
+        assert_eq!(a.auto_commit, Some(600));
+        assert_eq!(a.commit_exclude, ["/tmp", "/root/.cache/**", "/srv"]);
+        let cli = parse(&["create", "dev2", "--from", "dev@0123456789abcdef"]).unwrap();
+        let Command::Create(On { args: a, .. }) = cli.command else {
+            panic!("not create")
+        };
+        assert!(a.image.is_none());
+        assert_eq!(a.from.unwrap().to_string(), "dev@0123456789abcdef");
+    }
+
+    #[test]
+    fn commit_flags_refuse_what_the_server_would() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["create", "d", "--image", "b:1", "--from", "dev"],
+                "--from",
+            ),
+            (&["create", "d"], "--from"),
+            (&["create", "d", "--from", "Dev"], "invalid devbox name"),
+            (&["create", "d", "--from", "dev@xyz"], "invalid commit id"),
+            (
+                &["create", "d", "--image", "b:1", "--auto-commit", "10"],
+                "90s, 10m, 1h or 1h30m",
+            ),
+            (
+                &["create", "d", "--image", "b:1", "--auto-commit", "0s"],
+                "is zero",
+            ),
+            (
+                &["create", "d", "--image", "b:1", "--commit-exclude", "/a/[b"],
+                "does not parse",
+            ),
+            (
+                &["update", "d", "--auto-commit", "often"],
+                "expected off or",
+            ),
+            (
+                &[
+                    "update",
+                    "d",
+                    "--commit-exclude",
+                    "/a",
+                    "--no-commit-exclude",
+                ],
+                "--no-commit-exclude",
+            ),
+        ];
+        for (args, want) in cases {
+            let e = parse(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            let text = e.to_string();
+            assert!(text.contains(want), "{args:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn update_takes_commit_settings_alone() {
+        let cli = parse(&["update", "dev", "--auto-commit", "off"]).unwrap();
+        let Command::Update(On { args: a, .. }) = cli.command else {
+            panic!("not update")
+        };
+        assert_eq!(a.auto_commit, Some(0));
+        let cli = parse(&["update", "dev", "--commit-exclude", "/srv/**"]).unwrap();
+        let Command::Update(On { args: a, .. }) = cli.command else {
+            panic!("not update")
+        };
+        assert_eq!(a.commit_exclude, ["/srv/**"]);
+        assert!(parse(&["update", "dev", "--no-commit-exclude"]).is_ok());
     }
 }

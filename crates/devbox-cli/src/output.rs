@@ -208,11 +208,36 @@ pub fn devbox_detail(d: &Devbox, now: DateTime<Utc>) -> String {
     if !d.pending.is_empty() {
         fields.push(("Pending", format!("{} (at the next start)", pending(d))));
     }
+    commit_fields(d, &mut fields);
     fields.extend([
         ("Created", format_time(d.created_at, now)),
         ("Updated", format_time(d.updated_at, now)),
     ]);
     fields_list(&fields)
+}
+
+/// What `show` says of commits: the head the next start runs from, the
+/// auto-commit interval and the devbox's own exclude patterns.
+fn commit_fields(d: &Devbox, fields: &mut Vec<(&str, String)>) {
+    let head = d
+        .head
+        .clone()
+        .unwrap_or_else(|| "- (no commit yet)".to_owned());
+    fields.push(("Head", head));
+    let auto = match d.auto_commit.filter(|&secs| secs > 0) {
+        Some(secs) => format!(
+            "every {} when something changed",
+            crate::duration::format(secs)
+        ),
+        None => "off".to_owned(),
+    };
+    fields.push(("Auto-commit", auto));
+    if d.commit_exclude.is_empty() {
+        fields.push(("Excludes", "-".to_owned()));
+    }
+    for (i, p) in d.commit_exclude.iter().enumerate() {
+        fields.push((if i == 0 { "Excludes" } else { "" }, p.clone()));
+    }
 }
 
 /// `devbox image ls`.
@@ -248,7 +273,7 @@ fn format_time(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
 }
 
 /// `Key:   value` lines with the values aligned.
-fn fields_list(fields: &[(&str, String)]) -> String {
+pub fn fields_list(fields: &[(&str, String)]) -> String {
     let width = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     let mut out = String::new();
     for (k, v) in fields {
@@ -461,6 +486,28 @@ mod tests {
         for absent in ["Error:", "OOM kills:", "Pending:"] {
             assert!(!out.contains(absent), "{absent}: {out}");
         }
+    }
+
+    #[test]
+    fn devbox_show_gives_the_head_and_commit_settings() {
+        let mut d = devbox("web", "10.77.0.2", 0);
+        let out = devbox_detail(&d, t(60));
+        assert!(out.contains("Head:          - (no commit yet)\n"), "{out}");
+        assert!(out.contains("Auto-commit:   off\n"), "{out}");
+        assert!(out.contains("Excludes:      -\n"), "{out}");
+        d.head = Some("0123456789abcdef".into());
+        d.auto_commit = Some(5400);
+        d.commit_exclude = vec!["/root/.cache/**".into(), "/srv".into()];
+        let out = devbox_detail(&d, t(60));
+        assert!(out.contains("Head:          0123456789abcdef\n"), "{out}");
+        assert!(
+            out.contains("Auto-commit:   every 1h30m when something changed\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("Excludes:      /root/.cache/**\n               /srv\n"),
+            "{out}"
+        );
     }
 
     #[test]

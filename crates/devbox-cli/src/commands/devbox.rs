@@ -1,21 +1,41 @@
-//! `create`, `rm`, `ls` and `show`, and the checks of resource and command
-//! flags that `update` shares.
+//! `create`, `rm`, `ls` and `show`, and the checks of resource, command
+//! and commit flags that `update` shares.
 
 use chrono::Utc;
-use clap::Args;
+use clap::{ArgGroup, Args};
 use devbox_model::api::{CreateDevbox, Devbox};
 use devbox_model::{ByteSize, DevboxName, EnvVar, ImageRef, Resources};
 
 use crate::client::Client;
-use crate::output;
+use crate::commit_ref::ForkSource;
+use crate::{duration, output};
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["image", "from"])))]
 pub struct CreateArgs {
     /// Name of the devbox: lowercase letters, digits and '-', starting with a letter.
     pub name: DevboxName,
     /// Image to create it from, e.g. busybox:1 or localhost:5000/tools/base:2.
     #[arg(long)]
-    pub image: ImageRef,
+    pub image: Option<ImageRef>,
+    /// Fork: start from another devbox's latest commit (NAME) or one of its
+    /// commits (NAME@COMMIT, an ID from `devbox history NAME`).
+    #[arg(long, value_name = "NAME[@COMMIT]")]
+    pub from: Option<ForkSource>,
+    /// Commit the running devbox this often when something changed, e.g.
+    /// 10m or 1h30m; off (the default) for never.
+    #[arg(long, value_name = "INTERVAL", value_parser = duration::parse_auto_commit)]
+    pub auto_commit: Option<u64>,
+    /// Paths its commits leave out, in gitignore syntax, comma-separated or
+    /// repeated, e.g. /root/.cache/**; /tmp, /var/tmp and /run are left out
+    /// anyway, and so is what /etc/devbox/commit-ignore inside it lists.
+    #[arg(
+        long,
+        value_name = "PATTERNS",
+        value_delimiter = ',',
+        value_parser = parse_exclude
+    )]
+    pub commit_exclude: Vec<String>,
     /// CPU cores (fractions allowed); default 1.
     #[arg(long, value_name = "N", value_parser = parse_cpus)]
     pub cpus: Option<f64>,
@@ -104,6 +124,21 @@ pub fn parse_cmd(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// One ignore pattern, checked by the rules the server applies, so that a
+/// pattern that does not parse is refused before any request.
+pub fn parse_exclude(s: &str) -> Result<String, String> {
+    let pattern = s.trim();
+    devbox_layer::IgnoreSet::empty()
+        .add_list([pattern], "--commit-exclude")
+        .map_err(|e| e.to_string())?;
+    Ok(pattern.to_owned())
+}
+
+/// The patterns to send: blank items (`a,,b`, a trailing comma) say nothing.
+pub fn exclude_list(patterns: &[String]) -> Vec<String> {
+    patterns.iter().filter(|p| !p.is_empty()).cloned().collect()
+}
+
 /// A startup command as the API takes it: run by a shell, so that users
 /// write it as they would type it.
 pub fn shell_command(cmd: &str) -> Vec<String> {
@@ -114,10 +149,11 @@ pub fn shell_command(cmd: &str) -> Vec<String> {
 pub fn create_request(args: &CreateArgs) -> CreateDevbox {
     CreateDevbox {
         name: args.name.clone(),
-        image: Some(args.image.clone()),
-        from: None,
-        auto_commit: None,
-        commit_exclude: Vec::new(),
+        image: args.image.clone(),
+        from: args.from.as_ref().map(ToString::to_string),
+        // Off is the API's absence of an interval, not an interval of 0.
+        auto_commit: args.auto_commit.filter(|&secs| secs > 0),
+        commit_exclude: exclude_list(&args.commit_exclude),
         cpus: args.cpus,
         memory: args.memory.map(|m| m.0),
         pids: args.pids,
@@ -177,7 +213,10 @@ mod tests {
     fn the_startup_command_runs_through_a_shell() {
         let args = CreateArgs {
             name: "web".parse().unwrap(),
-            image: "busybox".parse().unwrap(),
+            image: Some("busybox".parse().unwrap()),
+            from: None,
+            auto_commit: None,
+            commit_exclude: Vec::new(),
             cpus: None,
             memory: Some(ByteSize::mib(512)),
             pids: None,
@@ -200,6 +239,49 @@ mod tests {
                 "env": ["A=1"],
                 "command": ["/bin/sh", "-c", "while true; do date; sleep 1; done"],
             })
+        );
+    }
+
+    #[test]
+    fn a_fork_sends_its_source_and_commit_settings() {
+        let args = CreateArgs {
+            name: "dev2".parse().unwrap(),
+            image: None,
+            from: Some("dev@0123456789abcdef".parse().unwrap()),
+            auto_commit: Some(600),
+            commit_exclude: vec!["/root/.cache/**".into(), String::new(), "/srv".into()],
+            cpus: None,
+            memory: None,
+            pids: None,
+            env: Vec::new(),
+            cmd: None,
+            json: false,
+        };
+        let body = create_request(&args);
+        assert_eq!(body.image, None);
+        assert_eq!(body.from.as_deref(), Some("dev@0123456789abcdef"));
+        assert_eq!(body.auto_commit, Some(600));
+        assert_eq!(body.commit_exclude, ["/root/.cache/**", "/srv"]);
+        let off = CreateArgs {
+            auto_commit: Some(0),
+            ..args
+        };
+        assert_eq!(create_request(&off).auto_commit, None);
+    }
+
+    #[test]
+    fn exclude_patterns_are_checked_as_the_server_checks_them() {
+        assert_eq!(parse_exclude(" /tmp "), Ok("/tmp".to_owned()));
+        assert_eq!(
+            parse_exclude("/root/.cache/**"),
+            Ok("/root/.cache/**".to_owned())
+        );
+        assert_eq!(parse_exclude(""), Ok(String::new()));
+        let e = parse_exclude("/data/[abc").unwrap_err();
+        assert!(e.contains("\"/data/[abc\""), "{e}");
+        assert!(
+            e.contains("--commit-exclude") && e.contains("never closed"),
+            "{e}"
         );
     }
 

@@ -1,8 +1,11 @@
 //! One module per group of commands; each owns its arguments and turns them
 //! into API requests.
 
+pub mod commit;
 pub mod devbox;
+pub mod diff;
 pub mod exec;
+pub mod gc;
 pub mod image;
 pub mod import;
 pub mod lifecycle;

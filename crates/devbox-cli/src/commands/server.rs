@@ -62,9 +62,11 @@ pub struct ServerArgs {
     /// history with their images reclaimed.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub keep_commits: usize,
-    /// Garbage collection spares blobs younger than this many seconds: they
-    /// may belong to a commit or upload still under way.
-    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    /// Garbage collection leaves blobs younger than this alone, e.g. 10m or
+    /// 1h: they may belong to a commit or upload still under way. 0s
+    /// collects everything unreferenced (only safe while nothing is being
+    /// committed or uploaded).
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = crate::duration::parse)]
     pub gc_grace: u64,
 }
 

@@ -1,25 +1,31 @@
-//! `update`: changes a devbox's limits, environment or startup command.
-//! Limits apply at once to a running devbox; the server says which of the
-//! other settings wait for its next start.
+//! `update`: changes a devbox's limits, environment, startup command or
+//! commit settings. Limits apply at once to a running devbox; the server says
+//! which of the other settings wait for its next start.
 
 use chrono::Utc;
 use clap::{ArgGroup, Args};
 use devbox_model::api::{Devbox, UpdateDevbox};
 use devbox_model::{ByteSize, DevboxName, EnvVar};
 
-use super::devbox::{parse_cmd, parse_cpus, parse_memory, parse_pids, shell_command};
+use super::devbox::{
+    exclude_list, parse_cmd, parse_cpus, parse_exclude, parse_memory, parse_pids, shell_command,
+};
 use crate::client::{Client, UsageError};
-use crate::output;
+use crate::{duration, output};
 
 #[derive(Debug, Args)]
 #[command(
     override_usage = "devbox update NAME [--cpus N] [--memory SIZE] [--pids N] [--env KEY=VALUE]... \
-                      [--unset-env KEY]... [--cmd CMD | --no-cmd]",
+                      [--unset-env KEY]... [--cmd CMD | --no-cmd] [--auto-commit INTERVAL|off] \
+                      [--commit-exclude PATTERNS | --no-commit-exclude]",
     group(
     ArgGroup::new("change")
         .required(true)
         .multiple(true)
-        .args(["cpus", "memory", "pids", "env", "unset_env", "cmd", "no_cmd"])
+        .args([
+            "cpus", "memory", "pids", "env", "unset_env", "cmd", "no_cmd", "auto_commit",
+            "commit_exclude", "no_commit_exclude",
+        ])
     )
 )]
 pub struct UpdateArgs {
@@ -47,6 +53,23 @@ pub struct UpdateArgs {
     /// Remove the startup command; applies at the next start.
     #[arg(long)]
     pub no_cmd: bool,
+    /// Commit the running devbox this often when something changed, e.g.
+    /// 30m or 1h30m; off turns it off.
+    #[arg(long, value_name = "INTERVAL", value_parser = duration::parse_auto_commit)]
+    pub auto_commit: Option<u64>,
+    /// Replace the paths its commits leave out (gitignore syntax,
+    /// comma-separated or repeated); the defaults /tmp, /var/tmp and /run stay.
+    #[arg(
+        long,
+        value_name = "PATTERNS",
+        value_delimiter = ',',
+        value_parser = parse_exclude,
+        conflicts_with = "no_commit_exclude"
+    )]
+    pub commit_exclude: Vec<String>,
+    /// Remove the devbox's own commit exclude patterns (the defaults stay).
+    #[arg(long)]
+    pub no_commit_exclude: bool,
     /// Print the API's JSON.
     #[arg(long)]
     pub json: bool,
@@ -85,8 +108,12 @@ pub fn update_request(args: &UpdateArgs) -> Result<UpdateDevbox, UsageError> {
         env: args.env.clone(),
         unset_env: args.unset_env.clone(),
         command,
-        auto_commit: None,
-        commit_exclude: None,
+        auto_commit: args.auto_commit,
+        commit_exclude: if args.no_commit_exclude {
+            Some(Vec::new())
+        } else {
+            (!args.commit_exclude.is_empty()).then(|| exclude_list(&args.commit_exclude))
+        },
     })
 }
 
@@ -123,6 +150,9 @@ mod tests {
             unset_env: Vec::new(),
             cmd: None,
             no_cmd: false,
+            auto_commit: None,
+            commit_exclude: Vec::new(),
+            no_commit_exclude: false,
             json: false,
         }
     }
@@ -161,6 +191,25 @@ mod tests {
             ..args()
         };
         assert_eq!(update_request(&a).unwrap().command, Some(Vec::new()));
+    }
+
+    #[test]
+    fn commit_settings_are_sent_only_when_given() {
+        let body = update_request(&args()).unwrap();
+        assert_eq!((body.auto_commit, body.commit_exclude), (None, None));
+        let a = UpdateArgs {
+            auto_commit: Some(0),
+            commit_exclude: vec!["/srv/**".into(), String::new()],
+            ..args()
+        };
+        let body = update_request(&a).unwrap();
+        assert_eq!(body.auto_commit, Some(0));
+        assert_eq!(body.commit_exclude, Some(vec!["/srv/**".to_owned()]));
+        let a = UpdateArgs {
+            no_commit_exclude: true,
+            ..args()
+        };
+        assert_eq!(update_request(&a).unwrap().commit_exclude, Some(Vec::new()));
     }
 
     #[test]

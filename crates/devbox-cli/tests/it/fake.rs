@@ -15,12 +15,16 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use devbox_model::api::{
-    CommandStatus, CreateDevbox, Devbox, ErrorBody, ErrorCode, ErrorDetail, ExecClientMsg,
-    ExecServerMsg, Image, LayerInfo, LogsQuery, ProgressEvent, PullRequest, StopQuery,
-    UpdateDevbox, stream,
+    CommandStatus, CommitRequest, CreateDevbox, Devbox, ErrorBody, ErrorCode, ErrorDetail,
+    ExecClientMsg, ExecServerMsg, Image, LayerInfo, LogsQuery, ProgressEvent, PullRequest,
+    StopQuery, UpdateDevbox, stream,
 };
+use devbox_model::api::{GcRequest, RollbackRequest};
 use devbox_model::{ByteSize, Resources, State as DevboxState};
 use futures::{SinkExt, StreamExt};
+
+mod commits;
+pub use commits::{IDLE_HEAD, NEW_COMMIT, WEB_AUTO, WEB_HEAD, WEB_RECLAIMED};
 
 /// The token the fake accepts.
 pub const TOKEN: &str = "secret";
@@ -39,6 +43,9 @@ pub struct Seen {
     pub exec_control: Vec<ExecClientMsg>,
     /// Bytes that arrived on the stdin stream.
     pub exec_stdin: Vec<u8>,
+    pub commits: Vec<CommitRequest>,
+    pub rollbacks: Vec<RollbackRequest>,
+    pub gcs: Vec<GcRequest>,
 }
 
 pub type Shared = Arc<Mutex<Seen>>;
@@ -96,6 +103,7 @@ fn router(seen: Shared) -> Router {
             "/api/v1/images/{reference}",
             get(get_image).delete(delete_image),
         )
+        .merge(commits::routes())
         .layer(middleware::from_fn_with_state(
             seen.clone(),
             record_and_auth,
@@ -227,7 +235,7 @@ async fn create_devbox(State(seen): State<Shared>, body: Bytes) -> Response {
         }
     };
     let name = req.name.to_string();
-    seen.lock().unwrap().created.push(req);
+    seen.lock().unwrap().created.push(req.clone());
     if name == "taken" {
         return error(
             StatusCode::CONFLICT,
@@ -235,16 +243,47 @@ async fn create_devbox(State(seen): State<Shared>, body: Bytes) -> Response {
             "a devbox named \"taken\" exists already",
         );
     }
-    (
-        StatusCode::CREATED,
-        axum::Json(devbox(&name, DevboxState::Stopped)),
-    )
-        .into_response()
+    let mut d = devbox(&name, DevboxState::Stopped);
+    match (&req.image, &req.from) {
+        (Some(image), None) => d.image = image.to_string(),
+        (None, Some(from)) => match commits::fork_source(from) {
+            Ok(source) => d.image = source.reference,
+            Err(refusal) => return refusal.into_response(),
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidArgument,
+                "give exactly one of image and from",
+            );
+        }
+    }
+    d.auto_commit = req.auto_commit;
+    d.commit_exclude = req.commit_exclude;
+    (StatusCode::CREATED, axum::Json(d)).into_response()
+}
+
+/// `web` with its head and commit settings.
+pub fn web() -> Devbox {
+    let mut d = devbox("web", DevboxState::Running);
+    d.head = Some(WEB_HEAD.into());
+    d.auto_commit = Some(600);
+    d.commit_exclude = vec!["/root/.cache/**".into()];
+    d
+}
+
+/// `idle`, stopped after its first run, whose stop committed it.
+pub fn idle() -> Devbox {
+    let mut d = devbox("idle", DevboxState::Stopped);
+    d.head = Some(IDLE_HEAD.into());
+    d
 }
 
 async fn get_devbox(Path(name): Path<String>) -> Response {
     match name.as_str() {
-        "web" => axum::Json(devbox("web", DevboxState::Running)).into_response(),
+        "web" => axum::Json(web()).into_response(),
+        "idle" => axum::Json(idle()).into_response(),
+        "fresh" => axum::Json(devbox("fresh", DevboxState::Running)).into_response(),
         "oom" => axum::Json(oom_killed("oom")).into_response(),
         _ => not_found(&name),
     }
@@ -274,8 +313,8 @@ async fn update_devbox(
     };
     seen.lock().unwrap().updates.push(req.clone());
     let mut d = match name.as_str() {
-        "web" => devbox("web", DevboxState::Running),
-        "idle" => devbox("idle", DevboxState::Stopped),
+        "web" => web(),
+        "idle" => idle(),
         "busy" => {
             return error(
                 StatusCode::CONFLICT,
@@ -318,6 +357,14 @@ async fn update_devbox(
         if running {
             d.pending.push("command".into());
         }
+    }
+    // Commit settings apply at once: the next auto-commit and the next
+    // commit use them.
+    if let Some(secs) = req.auto_commit {
+        d.auto_commit = (secs > 0).then_some(secs);
+    }
+    if let Some(patterns) = req.commit_exclude {
+        d.commit_exclude = patterns;
     }
     axum::Json(d).into_response()
 }

@@ -4,6 +4,8 @@
 //! a real server: point it at any URL with a token.
 
 mod cli;
+mod commit_settings;
+mod commits;
 mod devboxes;
 mod e2e;
 mod errors;

@@ -1,6 +1,7 @@
 //! End-to-end tests: the built `devbox` binary against a real server running
 //! real runc containers (root required).
 
+mod commit_cli;
 mod commits;
 mod errors;
 mod harness;
