@@ -466,7 +466,7 @@ async fn old_commits_are_reclaimed_by_gc_and_merges_keep_the_tree() {
         "--squash-after",
         "2",
         "--gc-grace",
-        "0",
+        "0s",
     ]);
     s.import_busybox("base:1");
     s.ok(&["create", "dev", "--image", "base:1"]);
