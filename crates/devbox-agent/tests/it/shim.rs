@@ -251,21 +251,16 @@ fn the_shim_leaves_its_starters_session_and_files_behind() {
         let target = fs::read_link(format!("/proc/{daemon}/fd/{std}")).unwrap();
         assert_eq!(target, Path::new("/dev/null"), "fd {std}");
     }
-    let me = rustix::process::getsid(None).unwrap();
-    let stat = fs::read_to_string(format!("/proc/{daemon}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    // Fields after the name: state, ppid, pgrp, session, tty_nr.
-    let (session, tty): (i32, i32) = (fields[3].parse().unwrap(), fields[4].parse().unwrap());
+    // The session is read from /proc rather than asked of getsid(2): where
+    // the test's own session leader lives outside its PID namespace (as in
+    // a container), getsid reports 0, which is no PID.
+    let (me, _) = session_and_tty("self");
+    let (session, tty) = session_and_tty(&daemon.to_string());
     assert_eq!(
         session, daemon as i32,
         "the shim leads a session of its own"
     );
-    assert_ne!(session, me.as_raw_nonzero().get());
+    assert_ne!(session, me);
     assert_eq!(tty, 0, "the shim has no controlling terminal");
     assert_eq!(
         fs::read_link(format!("/proc/{daemon}/cwd")).unwrap(),
@@ -280,4 +275,17 @@ fn the_shim_leaves_its_starters_session_and_files_behind() {
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     s.exit_record();
     wait_gone(daemon);
+}
+
+/// The session ID and controlling terminal of a process, from the fields of
+/// `/proc/PID/stat` after its name: state, ppid, pgrp, session, tty_nr.
+fn session_and_tty(pid: &str) -> (i32, i32) {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    (fields[3].parse().unwrap(), fields[4].parse().unwrap())
 }
