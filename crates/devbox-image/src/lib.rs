@@ -12,6 +12,7 @@
 //! tag.
 
 mod blobs;
+pub mod distribution;
 mod documents;
 mod error;
 mod images;

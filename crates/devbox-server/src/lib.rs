@@ -12,6 +12,7 @@ mod host;
 mod locks;
 mod ops;
 mod reconcile;
+mod registry;
 mod state;
 
 use std::net::SocketAddr;
@@ -96,6 +97,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         locks: Default::default(),
         limits: host::limits(),
         tmp_dir,
+        registry: registry::Registry::new()?,
     };
     reconcile::at_boot(&state)
         .await

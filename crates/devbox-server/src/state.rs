@@ -21,4 +21,6 @@ pub struct AppState {
     pub limits: ResourceLimits,
     /// Scratch space for uploads, inside the data directory.
     pub tmp_dir: PathBuf,
+    /// What the registry under `/v2/` keeps for the server's life.
+    pub registry: crate::registry::Registry,
 }

@@ -12,6 +12,7 @@
 
 mod error;
 mod records;
+mod registry;
 pub mod sqlite;
 
 use std::net::Ipv4Addr;
@@ -25,6 +26,7 @@ pub use records::{
     AppliedSettings, DevboxRecord, ImageName, ManifestRecord, Removal, RepositoryManifest,
     TagRecord, TokenRecord, Transition,
 };
+pub use registry::RegistryMetadata;
 pub use sqlite::SqliteStore;
 
 /// Devboxes: their settings, states and what their runs reported.
@@ -165,7 +167,7 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
 }
 
 /// The whole metadata database; `Arc<dyn Store>` is what the control plane
-/// holds. Implemented for everything that implements the three concerns.
-pub trait Store: DevboxStore + ImageMetadata + TokenStore {}
+/// holds. Implemented for everything that implements the concerns.
+pub trait Store: DevboxStore + ImageMetadata + TokenStore + RegistryMetadata {}
 
-impl<T: DevboxStore + ImageMetadata + TokenStore + ?Sized> Store for T {}
+impl<T: DevboxStore + ImageMetadata + TokenStore + RegistryMetadata + ?Sized> Store for T {}

@@ -13,6 +13,7 @@ pub mod exec;
 pub mod images;
 pub mod logs;
 pub mod read;
+pub mod registry;
 pub mod restart;
 pub mod start;
 pub mod stop;

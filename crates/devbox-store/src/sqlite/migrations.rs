@@ -93,6 +93,11 @@ CREATE INDEX repository_manifests_by_digest ON repository_manifests(digest);
 INSERT INTO repository_manifests (repository, digest, created_at)
     SELECT repository, digest, MIN(updated_at) FROM tags GROUP BY repository, digest;
 "#,
+    // The registry finds the manifests that name another one as their
+    // subject (the referrers API) through an index on that JSON field.
+    r#"
+CREATE INDEX manifests_by_subject ON manifests(json_extract(CAST(content AS TEXT), '$.subject.digest'));
+"#,
 ];
 
 /// Runs the migrations the database has not run yet, each in its own

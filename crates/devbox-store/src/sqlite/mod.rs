@@ -9,6 +9,7 @@
 mod devboxes;
 mod images;
 mod migrations;
+mod registry;
 mod tokens;
 
 use std::path::Path;

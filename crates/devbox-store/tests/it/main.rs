@@ -3,5 +3,6 @@
 mod devboxes;
 mod images;
 mod migrations;
+mod registry;
 mod support;
 mod tokens;

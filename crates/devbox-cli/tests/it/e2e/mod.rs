@@ -9,5 +9,6 @@ mod network;
 mod pty;
 mod pull;
 mod reconcile;
+mod registry;
 mod restart;
 mod update;

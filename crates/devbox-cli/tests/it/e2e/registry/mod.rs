@@ -1,0 +1,134 @@
+//! The registry under `/v2/`: the distribution spec's wire format and
+//! errors through plain HTTP, and real clients (skopeo, podman) against it,
+//! with Debian's reference `docker-registry` as the peer.
+
+mod interop;
+mod read;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use super::harness::{Server, require_tool};
+
+/// Debian's `docker-registry` on a free loopback port, killed on drop.
+pub struct RefRegistry {
+    child: Child,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl RefRegistry {
+    pub fn start() -> Self {
+        require_tool("docker-registry", "docker-registry");
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\nlog:\n  level: error\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        RefRegistry {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for RefRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The server's `host:port`, as registry clients write it.
+pub fn host(s: &Server) -> &str {
+    &s.listen
+}
+
+/// Runs a tool, failing the test with its output when it fails.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out: Output = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}:\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `skopeo` with the given arguments.
+pub fn skopeo(args: &[&str]) -> String {
+    require_tool("skopeo", "skopeo");
+    run_ok(Command::new("skopeo").args(args))
+}
+
+/// The manifest digest skopeo reports for an image.
+pub fn inspect_digest(image: &str, creds: Option<&str>) -> String {
+    let mut args = vec!["inspect", "--tls-verify=false"];
+    if let Some(c) = creds {
+        args.extend(["--creds", c]);
+    }
+    args.push(image);
+    let out = skopeo(&args);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["Digest"].as_str().unwrap().to_owned()
+}
+
+/// `podman` with storage of its own under `root`, so the machine's images
+/// are neither used nor touched.
+pub fn podman(root: &Path, args: &[&str]) -> Output {
+    require_tool("podman", "podman");
+    Command::new("podman")
+        .arg("--root")
+        .arg(root.join("root"))
+        .arg("--runroot")
+        .arg(root.join("run"))
+        .arg("--storage-driver")
+        .arg("vfs")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A status and the spec's error code from a registry answer.
+pub async fn spec_error(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    let code = body["errors"][0]["code"].as_str().unwrap_or("").to_owned();
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "no message in {body}"
+    );
+    (status, code)
+}
