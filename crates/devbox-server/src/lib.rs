@@ -24,6 +24,7 @@ use devbox_image::ImageStore;
 use devbox_runtime::{DEFAULT_SUBNET, LocalRuntime, Runtime, RuntimeConfig, Subnet};
 use devbox_store::{SqliteStore, Store};
 
+pub use crate::registry::RegistryConfig;
 use crate::state::AppState;
 
 /// How `devbox server` runs.
@@ -39,6 +40,8 @@ pub struct ServerConfig {
     pub runc: Option<PathBuf>,
     /// Name of the devbox bridge; `devbox0` when `None`.
     pub bridge: Option<String>,
+    /// The registry under `/v2/`.
+    pub registry: RegistryConfig,
 }
 
 /// Name of the file in the data directory holding the admin API token.
@@ -92,17 +95,18 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let runtime: Arc<dyn Runtime> = Arc::new(runtime);
     let state = AppState {
         store,
-        images,
+        images: images.clone(),
         runtime,
         locks: Default::default(),
         limits: host::limits(),
         tmp_dir,
-        registry: registry::Registry::new()?,
+        registry: registry::Registry::new(&images, &config.registry)?,
     };
     reconcile::at_boot(&state)
         .await
         .context("cannot reconcile devboxes with the runtime")?;
     let reconciler = reconcile::spawn(state.clone());
+    let sweeper = state.registry.spawn_sweeper();
 
     // Listening last: a client that can connect finds everything ready.
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -117,6 +121,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await;
     reconciler.abort();
+    sweeper.abort();
     served?;
     Ok(())
 }

@@ -49,6 +49,12 @@ pub struct ServerArgs {
     /// The runc binary (default: found on PATH).
     #[arg(long, value_name = "PATH")]
     pub runc: Option<PathBuf>,
+    /// Largest blob the registry accepts in an upload, e.g. 64g.
+    #[arg(long, default_value = "64g", value_name = "SIZE")]
+    pub registry_max_blob_size: devbox_model::ByteSize,
+    /// Seconds after which the registry removes an upload nobody continued.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub registry_upload_timeout: u64,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
@@ -58,6 +64,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
         subnet: args.subnet,
         runc: args.runc,
         bridge: args.bridge,
+        registry: devbox_server::RegistryConfig {
+            max_blob_size: args.registry_max_blob_size.0,
+            upload_timeout: std::time::Duration::from_secs(args.registry_upload_timeout.max(1)),
+        },
     })
     .await?;
     Ok(0)

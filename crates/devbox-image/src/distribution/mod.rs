@@ -8,6 +8,7 @@
 
 mod error;
 mod manifests;
+mod uploads;
 
 use bytes::Bytes;
 use devbox_model::Digest;
@@ -15,6 +16,7 @@ use futures::stream::BoxStream;
 
 pub use error::DistributionError;
 pub use manifests::{EMPTY_CONFIG, PushedManifest, Reference, check_repository, parse_digest};
+pub use uploads::{UploadLimits, UploadStatus, Uploads};
 
 use crate::{ImageError, ImageStore};
 
@@ -27,6 +29,22 @@ impl ImageStore {
             .ok_or_else(|| DistributionError::BlobUnknown {
                 digest: digest.to_string(),
             })
+    }
+
+    /// Deletes a blob no stored manifest names; refused while one does,
+    /// because blobs are shared by every repository.
+    pub async fn delete_registry_blob(&self, digest: &Digest) -> Result<(), DistributionError> {
+        self.registry_blob_size(digest).await?;
+        if self.metadata().blob_in_use(digest).await? {
+            return Err(DistributionError::Unsupported {
+                reason: format!(
+                    "blob {digest} is named by stored manifests and shared by every repository; delete the manifests, and garbage collection removes it"
+                ),
+            });
+        }
+        self.blobs().delete_blob(digest).await?;
+        tracing::info!(%digest, "blob deleted");
+        Ok(())
     }
 
     /// `len` bytes of a blob from `start`, streamed.

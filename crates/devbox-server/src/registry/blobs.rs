@@ -82,6 +82,12 @@ pub async fn get(req: &Ctx, caller: &Caller, name: &str, digest: &str) -> SpecRe
     Ok(resp)
 }
 
+pub async fn delete(req: &Ctx, caller: &Caller, name: &str, digest: &str) -> SpecResult<Response> {
+    let digest = parse_digest(digest)?;
+    ops::registry::delete::blob(&req.state, caller, name, &digest).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

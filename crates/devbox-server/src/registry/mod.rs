@@ -10,6 +10,10 @@ mod error;
 mod listing;
 mod manifests;
 mod paths;
+mod uploads;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -19,6 +23,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
 pub use auth::TokenKey;
+use devbox_image::ImageStore;
+use devbox_image::distribution::{UploadLimits, Uploads};
 
 use self::auth::{Authenticated, authenticate_request, challenge, request_host};
 use self::error::{SpecError, SpecResult};
@@ -30,17 +36,58 @@ use crate::state::AppState;
 /// registry of this API version.
 const API_VERSION: (&str, &str) = ("docker-distribution-api-version", "registry/2.0");
 
+/// The registry's settings.
+#[derive(Debug, Clone)]
+pub struct RegistryConfig {
+    /// Largest blob a client may upload, in bytes.
+    pub max_blob_size: u64,
+    /// An upload session untouched for this long is removed.
+    pub upload_timeout: Duration,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        let d = UploadLimits::default();
+        Self {
+            max_blob_size: d.max_blob_size,
+            upload_timeout: d.idle_timeout,
+        }
+    }
+}
+
 /// What the registry keeps for the server's life.
 #[derive(Debug, Clone)]
 pub struct Registry {
     /// Signs the registry tokens of the Docker token flow.
     pub key: TokenKey,
+    /// Blob upload sessions.
+    pub uploads: Arc<Uploads>,
 }
 
 impl Registry {
-    pub fn new() -> anyhow::Result<Self> {
+    pub fn new(images: &ImageStore, config: &RegistryConfig) -> anyhow::Result<Self> {
+        let limits = UploadLimits {
+            max_blob_size: config.max_blob_size,
+            idle_timeout: config.upload_timeout,
+        };
         Ok(Self {
             key: TokenKey::random()?,
+            uploads: Arc::new(Uploads::new(images, limits)?),
+        })
+    }
+
+    /// Removes abandoned upload sessions for as long as the server runs.
+    pub fn spawn_sweeper(&self) -> tokio::task::JoinHandle<()> {
+        let uploads = self.uploads.clone();
+        let every = (uploads.limits().idle_timeout / 2)
+            .clamp(Duration::from_secs(1), Duration::from_secs(60));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                uploads.sweep().await;
+            }
         })
     }
 }
@@ -234,6 +281,20 @@ async fn handle(req: Ctx, route: Route<'_>, action: Action, body: Body) -> SpecR
         }
         (Route::Blob { name, digest }, &Method::GET | &Method::HEAD) => {
             blobs::get(&req, caller, name, digest).await
+        }
+        (Route::Blob { name, digest }, &Method::DELETE) => {
+            blobs::delete(&req, caller, name, digest).await
+        }
+        (Route::Uploads { name }, &Method::POST) => uploads::start(&req, caller, name, body).await,
+        (Route::Upload { name, id }, &Method::GET) => uploads::status(&req, caller, name, id).await,
+        (Route::Upload { name, id }, &Method::PATCH) => {
+            uploads::append(&req, caller, name, id, body).await
+        }
+        (Route::Upload { name, id }, &Method::PUT) => {
+            uploads::finish(&req, caller, name, id, body).await
+        }
+        (Route::Upload { name, id }, &Method::DELETE) => {
+            uploads::cancel(&req, caller, name, id).await
         }
         _ => Err(req.wrong_method()),
     }

@@ -79,6 +79,8 @@ pub struct Server {
     /// The claim on network N, released after the network is removed (a
     /// field drops after `Drop::drop` has run).
     _net_claim: File,
+    /// Flags of `devbox server` beyond the harness's own.
+    extra_args: Vec<String>,
 }
 
 /// Test network N is bridge `dbxe2eN` with subnet `10.79.N.0/24`.
@@ -136,6 +138,11 @@ fn free_port() -> u16 {
 
 impl Server {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server started with these flags besides the harness's own.
+    pub fn start_with(extra_args: &[&str]) -> Self {
         require_privileges();
         let (n, claim) = claim_network();
         let listen = format!("127.0.0.1:{}", free_port());
@@ -151,6 +158,7 @@ impl Server {
             gateway: format!("10.79.{n}.1"),
             bridge: format!("dbxe2e{n}"),
             _net_claim: claim,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         s.spawn();
         s
@@ -178,6 +186,7 @@ impl Server {
                 "--bridge",
                 &self.bridge,
             ])
+            .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

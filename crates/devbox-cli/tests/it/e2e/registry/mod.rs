@@ -3,7 +3,9 @@
 //! with Debian's reference `docker-registry` as the peer.
 
 mod interop;
+mod push;
 mod read;
+mod write;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -131,4 +133,73 @@ pub async fn spec_error(resp: reqwest::Response) -> (u16, String) {
         "no message in {body}"
     );
     (status, code)
+}
+
+/// A containerd of the test's own (root, state and socket in a temporary
+/// directory, no CRI), stopped on drop.
+pub struct Containerd {
+    child: Child,
+    pub socket: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Containerd {
+    pub fn start() -> Self {
+        require_tool("containerd", "containerd");
+        require_tool("ctr", "containerd");
+        let dir = tempfile::Builder::new()
+            .prefix("dbx-ctrd-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let socket = dir.path().join("containerd.sock");
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{}\"\nstate = \"{}\"\n[grpc]\n  address = \"{}\"\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  disable = true\n",
+                dir.path().join("root").display(),
+                dir.path().join("state").display(),
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not listen on {}",
+                socket.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Containerd {
+            child,
+            socket,
+            _dir: dir,
+        }
+    }
+
+    /// `ctr` against this containerd.
+    pub fn ctr(&self, args: &[&str]) -> String {
+        run_ok(
+            Command::new("ctr")
+                .arg("--address")
+                .arg(&self.socket)
+                .args(args),
+        )
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
