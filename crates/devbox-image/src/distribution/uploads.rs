@@ -229,41 +229,60 @@ impl Uploads {
     }
 
     /// Writes the body at the end of the spool file; returns the new size.
+    ///
+    /// The session's size and hash move only after bytes are written to
+    /// the file, and the file is cut back to the recorded size first, so a
+    /// request cancelled mid-write (its client gone) leaves the session
+    /// consistent: the next chunk continues exactly after what was counted.
     async fn write(
         &self,
         s: &Session,
         spool: &mut Spool,
         mut body: BoxStream<'_, Result<Bytes, std::io::Error>>,
     ) -> Result<u64, DistributionError> {
-        let file = tokio::fs::OpenOptions::new()
-            .append(true)
+        use tokio::io::AsyncSeekExt;
+        let io = |e| ImageError::io(&s.file, e);
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
             .open(&s.file)
             .await
-            .map_err(|e| ImageError::io(&s.file, e))?;
-        let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+            .map_err(io)?;
+        file.set_len(spool.size).await.map_err(io)?;
+        file.seek(std::io::SeekFrom::Start(spool.size))
+            .await
+            .map_err(io)?;
         let max = self.limits.max_blob_size;
+        let mut pending = Vec::with_capacity(WRITE_BUFFER);
         let mut broke_off = None;
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
+        loop {
+            let chunk = match body.next().await {
+                None => None,
+                Some(Ok(c)) => Some(c),
+                Some(Err(e)) => {
                     broke_off = Some(e);
-                    break;
+                    None
                 }
             };
-            if spool.size + chunk.len() as u64 > max {
-                return Err(DistributionError::SizeInvalid {
-                    reason: format!("a blob may be at most {max} bytes (a server setting)"),
-                });
+            if let Some(c) = &chunk {
+                if spool.size + (pending.len() + c.len()) as u64 > max {
+                    return Err(DistributionError::SizeInvalid {
+                        reason: format!("a blob may be at most {max} bytes (a server setting)"),
+                    });
+                }
+                pending.extend_from_slice(c);
             }
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| ImageError::io(&s.file, e))?;
-            spool.hasher.update(&chunk);
-            spool.size += chunk.len() as u64;
+            if pending.len() >= WRITE_BUFFER || (chunk.is_none() && !pending.is_empty()) {
+                file.write_all(&pending).await.map_err(io)?;
+                file.flush().await.map_err(io)?;
+                spool.hasher.update(&pending);
+                spool.size += pending.len() as u64;
+                pending.clear();
+            }
+            if chunk.is_none() {
+                break;
+            }
         }
-        // What arrived is kept either way, so the size stays true to the file.
-        out.flush().await.map_err(|e| ImageError::io(&s.file, e))?;
+        // What arrived before a break is kept, so the client can resume.
         match broke_off {
             None => Ok(spool.size),
             Some(e) => Err(DistributionError::UploadInvalid {
@@ -497,6 +516,39 @@ mod tests {
             uploads.status("bb", &id).await,
             Err(DistributionError::UploadUnknown { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_request_cancelled_mid_write_leaves_the_session_consistent() {
+        let (_dir, images, uploads) = setup(UploadLimits::default());
+        let id = uploads.start("bb").await.unwrap().id;
+        uploads
+            .append("bb", &id, None, body(&[b"abc"]))
+            .await
+            .unwrap();
+        // A body that sends a chunk and then nothing, until its request is dropped.
+        let hanging = futures::stream::iter(vec![Ok(Bytes::from_static(b"lost"))])
+            .chain(futures::stream::pending())
+            .boxed();
+        let cut = tokio::time::timeout(
+            Duration::from_millis(50),
+            uploads.append("bb", &id, None, hanging),
+        )
+        .await;
+        assert!(cut.is_err(), "the append was cancelled");
+        assert_eq!(uploads.status("bb", &id).await.unwrap().size, 3);
+        let d = Digest::of(b"abcdef");
+        assert_eq!(
+            uploads
+                .finish("bb", &id, &d, body(&[b"def"]))
+                .await
+                .unwrap(),
+            6
+        );
+        assert_eq!(
+            images.blobs().read_blob(&d, 100).await.unwrap(),
+            Bytes::from_static(b"abcdef")
+        );
     }
 
     #[tokio::test]
