@@ -224,6 +224,7 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
         Method::DELETE => Action::Delete,
         _ => Action::Push,
     };
+    let sends_body = matches!(method, Method::PUT | Method::PATCH | Method::POST);
     let req = Ctx {
         state,
         method,
@@ -231,7 +232,17 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
         query,
         path,
     };
-    finish(handle(req, route, action, body).await)
+    let result = handle(req, route, action, body).await;
+    if let (Err(_), true) = (&result, sends_body) {
+        // A refusal may come before the body was read (a size over the
+        // limit, refused credentials); the connection cannot carry another
+        // request then, and saying so keeps clients from reusing it.
+        let mut resp = finish(result);
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
+    finish(result)
 }
 
 /// One request on its way through a handler.
