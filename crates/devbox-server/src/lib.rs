@@ -25,6 +25,7 @@ use devbox_runtime::{DEFAULT_SUBNET, LocalRuntime, Runtime, RuntimeConfig, Subne
 use devbox_store::{SqliteStore, Store};
 
 pub use crate::registry::RegistryConfig;
+pub use devbox_image::BlobLocation;
 use crate::state::AppState;
 
 /// How `devbox server` runs.
@@ -42,6 +43,8 @@ pub struct ServerConfig {
     pub bridge: Option<String>,
     /// The registry under `/v2/`.
     pub registry: RegistryConfig,
+    /// Where image blobs are kept.
+    pub blob_store: BlobLocation,
 }
 
 /// Name of the file in the data directory holding the admin API token.
@@ -68,7 +71,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data.join("devbox.db"))?);
     auth::ensure_admin_token(&store, &data.join(ADMIN_TOKEN_FILE)).await?;
-    let images = ImageStore::open_local(&data.join("images"), store.clone())?;
+    let images = ImageStore::open(&data.join("images"), store.clone(), &config.blob_store)
+        .await
+        .with_context(|| format!("cannot open the blob store {}", config.blob_store))?;
 
     let subnet: Subnet = config
         .subnet

@@ -55,10 +55,39 @@ pub struct ServerArgs {
     /// Seconds after which the registry removes an upload nobody continued.
     #[arg(long, default_value_t = 3600, value_name = "SECS")]
     pub registry_upload_timeout: u64,
+    /// Where image blobs are kept: `local` (under the data directory) or
+    /// s3://BUCKET[/PREFIX] on an S3-compatible service, with credentials
+    /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #[arg(long, default_value = "local", value_name = "LOCATION")]
+    pub blob_store: devbox_server::BlobLocation,
+    /// URL of the S3-compatible service (default: AWS); http:// allows plain HTTP.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Region of the S3 bucket (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+}
+
+/// The blob store the flags name.
+fn blob_store(args: &ServerArgs) -> anyhow::Result<devbox_server::BlobLocation> {
+    use devbox_server::BlobLocation;
+    match args.blob_store.clone() {
+        BlobLocation::S3(mut s) => {
+            s.endpoint = args.s3_endpoint.clone();
+            s.region = args.s3_region.clone();
+            Ok(BlobLocation::S3(s))
+        }
+        BlobLocation::Local if args.s3_endpoint.is_some() || args.s3_region.is_some() => {
+            anyhow::bail!("--s3-endpoint and --s3-region need --blob-store s3://BUCKET")
+        }
+        BlobLocation::Local => Ok(BlobLocation::Local),
+    }
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
+    let blob_store = blob_store(&args)?;
     devbox_server::run(devbox_server::ServerConfig {
+        blob_store,
         data_dir: args.data_dir,
         listen: args.listen,
         subnet: args.subnet,

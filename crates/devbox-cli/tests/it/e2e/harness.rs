@@ -81,6 +81,8 @@ pub struct Server {
     _net_claim: File,
     /// Flags of `devbox server` beyond the harness's own.
     extra_args: Vec<String>,
+    /// Environment of `devbox server` beyond the harness's own.
+    extra_env: Vec<(String, String)>,
 }
 
 /// Test network N is bridge `dbxe2eN` with subnet `10.79.N.0/24`.
@@ -138,11 +140,12 @@ fn free_port() -> u16 {
 
 impl Server {
     pub fn start() -> Self {
-        Self::start_with(&[])
+        Self::start_with(&[], &[])
     }
 
-    /// A server started with these flags besides the harness's own.
-    pub fn start_with(extra_args: &[&str]) -> Self {
+    /// A server started with these flags and environment variables
+    /// besides the harness's own.
+    pub fn start_with(extra_args: &[&str], extra_env: &[(&str, &str)]) -> Self {
         require_privileges();
         let (n, claim) = claim_network();
         let listen = format!("127.0.0.1:{}", free_port());
@@ -159,6 +162,10 @@ impl Server {
             bridge: format!("dbxe2e{n}"),
             _net_claim: claim,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn();
         s
@@ -187,6 +194,7 @@ impl Server {
                 &self.bridge,
             ])
             .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

@@ -3,11 +3,20 @@
 //! reference registry keep every digest.
 
 use super::super::harness::Server;
-use super::{RefRegistry, host, inspect_digest, podman, skopeo};
+use super::{Moto, RefRegistry, host, inspect_digest, podman, skopeo};
 
 #[test]
 fn skopeo_and_podman_pull_stored_images_under_their_names() {
-    let s = Server::start();
+    pulls(&Server::start());
+}
+
+#[test]
+fn skopeo_and_podman_pull_stored_images_under_their_names_on_s3() {
+    let s3 = Moto::start();
+    pulls(&s3.server());
+}
+
+fn pulls(s: &Server) {
     let reference = RefRegistry::start();
     s.import_busybox("tools/bb:2");
     let digest = s.json(&["image", "show", "tools/bb:2", "--json"])["digest"]
@@ -15,7 +24,7 @@ fn skopeo_and_podman_pull_stored_images_under_their_names() {
         .unwrap()
         .to_owned();
     let creds = format!("anyone:{}", s.token());
-    let ours = format!("docker://{}/tools/bb:2", host(&s));
+    let ours = format!("docker://{}/tools/bb:2", host(s));
 
     // Anonymous access is refused.
     let out = std::process::Command::new("skopeo")
@@ -65,7 +74,7 @@ fn skopeo_and_podman_pull_stored_images_under_their_names() {
     // A name with a registry port cannot be written in a registry
     // reference, so the catalog leaves it out.
     let catalog: serde_json::Value =
-        serde_json::from_str(&registry_get(&s, "/v2/_catalog")).unwrap();
+        serde_json::from_str(&registry_get(s, "/v2/_catalog")).unwrap();
     assert_eq!(catalog["repositories"], serde_json::json!(["tools/bb"]));
 
     // podman, after a login, with storage of its own.
@@ -82,7 +91,7 @@ fn skopeo_and_podman_pull_stored_images_under_their_names() {
             "anyone",
             "-p",
             &s.token(),
-            host(&s),
+            host(s),
         ],
     );
     assert!(
@@ -90,7 +99,7 @@ fn skopeo_and_podman_pull_stored_images_under_their_names() {
         "podman login: {}",
         String::from_utf8_lossy(&login.stderr)
     );
-    let image = format!("{}/tools/bb:2", host(&s));
+    let image = format!("{}/tools/bb:2", host(s));
     let pull = podman(
         storage.path(),
         &[

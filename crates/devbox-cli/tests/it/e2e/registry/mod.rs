@@ -203,3 +203,122 @@ impl Drop for Containerd {
         let _ = self.child.wait();
     }
 }
+
+/// Where `.ci/run` installs moto, the S3-compatible server from PyPI.
+const MOTO_SERVER: &str = "/opt/devbox-ci/venv/bin/moto_server";
+
+/// An S3-compatible server (moto) on a free loopback port with one bucket,
+/// killed on drop; servers started through it keep their blobs there.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+    pub bucket: &'static str,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let bin = std::env::var("DEVBOX_MOTO_SERVER").unwrap_or_else(|_| MOTO_SERVER.to_owned());
+        assert!(
+            Path::new(&bin).is_file(),
+            "{bin} not found: install moto with `apt-get install python3-venv && python3 -m venv /opt/devbox-ci/venv && /opt/devbox-ci/venv/bin/pip install 'moto[server]'` (.ci/run does)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        let mut moto = Moto {
+            child,
+            endpoint: format!("http://{addr}"),
+            bucket: "devbox-test",
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = moto.child.try_wait().unwrap() {
+                panic!("moto_server exited with {status}");
+            }
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto.create_bucket(&addr);
+        moto
+    }
+
+    /// Creates the bucket with a plain request (moto does not check signatures).
+    fn create_bucket(&mut self, addr: &str) {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            conn,
+            "PUT /{} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.bucket
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "cannot create the bucket: {answer}"
+        );
+    }
+
+    /// The keys stored in the bucket.
+    pub fn keys(&self) -> Vec<String> {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            conn,
+            "GET /{}?list-type=2 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+            self.bucket
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|k| k.split_once("</Key>").map(|(k, _)| k.to_owned()))
+            .collect()
+    }
+
+    /// A server keeping its blobs in this bucket.
+    pub fn server(&self) -> Server {
+        self.server_with(&[])
+    }
+
+    /// A server keeping its blobs in this bucket, with more flags.
+    pub fn server_with(&self, args: &[&str]) -> Server {
+        let store = format!("s3://{}/blobs", self.bucket);
+        let mut all = vec!["--blob-store", &store, "--s3-endpoint", &self.endpoint];
+        all.extend_from_slice(args);
+        Server::start_with(
+            &all,
+            &[
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", "testing"),
+                ("AWS_DEFAULT_REGION", "us-east-1"),
+            ],
+        )
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -4,7 +4,7 @@
 
 use super::super::harness::Server;
 use super::super::pull::busybox_layout;
-use super::{Containerd, RefRegistry, host, inspect_digest, podman, skopeo};
+use super::{Containerd, Moto, RefRegistry, host, inspect_digest, podman, skopeo};
 
 /// A manifest exactly as the registry at `image` serves it.
 fn raw(image: &str, creds: Option<&str>) -> String {
@@ -18,7 +18,25 @@ fn raw(image: &str, creds: Option<&str>) -> String {
 
 #[test]
 fn skopeo_podman_and_ctr_push_and_pull_through_the_registry() {
-    let s = Server::start();
+    pushes(&Server::start());
+}
+
+#[test]
+fn skopeo_podman_and_ctr_push_and_pull_through_the_registry_on_s3() {
+    let s3 = Moto::start();
+    let s = s3.server();
+    pushes(&s);
+    // The blobs went to the bucket, none to the data directory.
+    let keys = s3.keys();
+    assert!(
+        keys.iter().any(|k| k.starts_with("blobs/sha256/")),
+        "{keys:?}"
+    );
+    let local = s.data.path().join("images/blobs");
+    assert!(!local.exists() || std::fs::read_dir(&local).unwrap().count() == 0);
+}
+
+fn pushes(s: &Server) {
     let reference = RefRegistry::start();
     let creds = format!("anyone:{}", s.token());
     let dir = tempfile::tempdir().unwrap();
@@ -28,7 +46,7 @@ fn skopeo_podman_and_ctr_push_and_pull_through_the_registry() {
     let layout_digest = inspect_digest(&source, None);
 
     // An OCI layout in: the manifest arrives byte for byte.
-    let ours = format!("docker://{}/alice/app:1", host(&s));
+    let ours = format!("docker://{}/alice/app:1", host(s));
     skopeo(&[
         "copy",
         "--dest-tls-verify=false",
@@ -57,7 +75,7 @@ fn skopeo_podman_and_ctr_push_and_pull_through_the_registry() {
         &theirs,
     ]);
     assert_eq!(raw(&theirs, None), manifest);
-    let back = format!("docker://{}/alice/back:1", host(&s));
+    let back = format!("docker://{}/alice/back:1", host(s));
     skopeo(&[
         "copy",
         "--src-tls-verify=false",
@@ -89,7 +107,7 @@ fn skopeo_podman_and_ctr_push_and_pull_through_the_registry() {
         &format!("docker-archive:{}:app:1", archive.display()),
     ]);
     let digestfile = dir.path().join("digest");
-    let archived = format!("docker://{}/alice/archive:1", host(&s));
+    let archived = format!("docker://{}/alice/archive:1", host(s));
     skopeo(&[
         "copy",
         "--dest-tls-verify=false",
@@ -111,8 +129,8 @@ fn skopeo_podman_and_ctr_push_and_pull_through_the_registry() {
     // podman pulls, and pushes under another name; the image ID (its
     // config's digest) survives the round trip.
     let storage = tempfile::tempdir().unwrap();
-    let image = format!("{}/alice/app:1", host(&s));
-    let pushed_name = format!("{}/bob/from-podman:1", host(&s));
+    let image = format!("{}/alice/app:1", host(s));
+    let pushed_name = format!("{}/bob/from-podman:1", host(s));
     for args in [
         vec!["pull", "--tls-verify=false", "--creds", &creds, &image],
         vec!["tag", &image, &pushed_name],

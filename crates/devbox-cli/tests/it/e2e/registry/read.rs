@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LINK, RANGE, WWW_AUTHENTICATE};
 
 use super::super::harness::Server;
-use super::{host, spec_error};
+use super::{Moto, host, spec_error};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -30,7 +30,58 @@ impl Http {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_read_side_speaks_the_distribution_spec() {
-    let s = Server::start();
+    read_side(&Server::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_read_side_speaks_the_distribution_spec_on_s3() {
+    let s3 = Moto::start();
+    let s = s3.server();
+    read_side(&s).await;
+
+    // A blob larger than one part of a multipart upload (5 MiB) goes up in
+    // parts and reads back whole and in ranges.
+    let big: Vec<u8> = (0..12u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    let d = sha256(&big);
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{}/v2/big/blob/blobs/uploads/?digest={d}", s.url))
+        .basic_auth("x", Some(s.token()))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert!(
+        s3.keys()
+            .contains(&format!("blobs/sha256/{}", &d["sha256:".len()..]))
+    );
+    let back = client
+        .get(format!("{}/v2/big/blob/blobs/{d}", s.url))
+        .basic_auth("x", Some(s.token()))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(back == big, "the blob reads back differently");
+    let part = client
+        .get(format!("{}/v2/big/blob/blobs/{d}", s.url))
+        .basic_auth("x", Some(s.token()))
+        .header(RANGE, "bytes=6291456-6291465")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(part, big[6291456..6291466]);
+}
+
+async fn read_side(s: &Server) {
     for name in ["bb:1", "tools/bb:2", "tools/bb:10", "tools/bb:3"] {
         s.import_busybox(name);
     }
@@ -67,8 +118,8 @@ async fn the_read_side_speaks_the_distribution_spec() {
     assert!(
         challenge.starts_with(&format!(
             "Bearer realm=\"http://{}/v2/token\",service=\"{}\"",
-            host(&s),
-            host(&s)
+            host(s),
+            host(s)
         )),
         "{challenge}"
     );
@@ -102,7 +153,7 @@ async fn the_read_side_speaks_the_distribution_spec() {
         .get(format!(
             "{}/v2/token?service={}&scope=repository:tools/bb:pull",
             s.url,
-            host(&s)
+            host(s)
         ))
         .send()
         .await
@@ -111,7 +162,7 @@ async fn the_read_side_speaks_the_distribution_spec() {
     let token: serde_json::Value = http
         .get(&format!(
             "/token?service={}&scope=repository:tools/bb:pull",
-            host(&s)
+            host(s)
         ))
         .send()
         .await

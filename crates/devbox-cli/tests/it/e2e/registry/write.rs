@@ -10,7 +10,7 @@ use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE};
 use serde_json::json;
 
 use super::super::harness::Server;
-use super::spec_error;
+use super::{Moto, spec_error};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -136,8 +136,21 @@ fn base64_basic(token: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn uploads_follow_the_spec_and_bad_input_leaves_nothing() {
-    let s = Server::start_with(&["--registry-max-blob-size", "1m"]);
-    let r = Reg::new(&s);
+    writes(&Server::start_with(
+        &["--registry-max-blob-size", "1m"],
+        &[],
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_follow_the_spec_and_bad_input_leaves_nothing_on_s3() {
+    let s3 = Moto::start();
+    writes(&s3.server_with(&["--registry-max-blob-size", "1m"])).await;
+}
+
+async fn writes(s: &Server) {
+    let r = Reg::new(s);
     use reqwest::Method as M;
 
     // Monolithic: one POST with the digest.
@@ -610,7 +623,7 @@ async fn uploads_follow_the_spec_and_bad_input_leaves_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_abandoned_upload_expires_with_its_spool_file() {
-    let s = Server::start_with(&["--registry-upload-timeout", "1"]);
+    let s = Server::start_with(&["--registry-upload-timeout", "1"], &[]);
     let r = Reg::new(&s);
     let resp = r
         .req(reqwest::Method::POST, "/v2/alice/app/blobs/uploads/")
