@@ -23,6 +23,7 @@ mod origin;
 mod platform;
 mod progress;
 mod pull;
+mod push;
 mod source;
 mod verify;
 
@@ -46,6 +47,7 @@ pub use platform::host_arch;
 pub use pull::PendingPull;
 pub use pull::auth::{Challenge, parse_challenges};
 pub use pull::naming::{Remote, remote_for};
+pub use push::PendingPush;
 
 /// The content store. Cloning is cheap; clones share everything.
 #[derive(Debug, Clone)]
@@ -235,6 +237,18 @@ impl ImageStore {
     /// reported.
     pub async fn begin_pull(&self, req: &PullRequest) -> Result<PendingPull, ImageError> {
         pull::begin(self, req).await
+    }
+
+    /// The first step of a push of a stored image to another registry:
+    /// finds the image and its blobs and reaches the registry (logging in
+    /// with the credentials when it asks). [`PendingPush::finish`] uploads
+    /// the blobs the registry lacks and puts the manifests verbatim, so the
+    /// image keeps its digest.
+    pub async fn begin_push(
+        &self,
+        req: &devbox_model::api::PushRequest,
+    ) -> Result<PendingPush, ImageError> {
+        push::begin(self, req).await
     }
 
     /// Every image: each tag, and each manifest a repository holds without a

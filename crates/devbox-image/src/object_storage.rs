@@ -106,9 +106,7 @@ fn s3_store(s: &S3Location) -> Result<Arc<dyn ObjectStore>, ImageError> {
     let what = BlobLocation::S3(s.clone()).to_string();
     let mut b = AmazonS3Builder::from_env().with_bucket_name(&s.bucket);
     if let Some(e) = &s.endpoint {
-        b = b
-            .with_endpoint(e)
-            .with_allow_http(e.starts_with("http://"));
+        b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
     }
     let region = s
         .region
@@ -169,7 +167,10 @@ mod tests {
         assert_eq!(s.bucket, "devbox-blobs");
         assert_eq!(s.prefix.as_deref(), Some("prod"));
         assert_eq!(
-            "s3://devbox-blobs/prod".parse::<BlobLocation>().unwrap().to_string(),
+            "s3://devbox-blobs/prod"
+                .parse::<BlobLocation>()
+                .unwrap()
+                .to_string(),
             "s3://devbox-blobs/prod"
         );
         for bad in ["", "/var/blobs", "s3://", "s3://UPPER", "gs://bucket"] {

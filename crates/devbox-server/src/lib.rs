@@ -25,8 +25,8 @@ use devbox_runtime::{DEFAULT_SUBNET, LocalRuntime, Runtime, RuntimeConfig, Subne
 use devbox_store::{SqliteStore, Store};
 
 pub use crate::registry::RegistryConfig;
-pub use devbox_image::BlobLocation;
 use crate::state::AppState;
+pub use devbox_image::BlobLocation;
 
 /// How `devbox server` runs.
 #[derive(Debug, Clone)]

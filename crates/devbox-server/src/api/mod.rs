@@ -9,6 +9,7 @@ mod exec;
 mod images;
 mod logs;
 mod openapi;
+mod push;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::routing::{get, post};
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
             post(images::import).layer(DefaultBodyLimit::disable()),
         )
         .route("/images/pull", post(images::pull))
+        .route("/images/push", post(push::push))
         .route(
             "/images/{reference}",
             get(images::show).delete(images::delete),

@@ -15,11 +15,12 @@ use utoipa::{Modify, OpenApi};
         super::devboxes::start, super::devboxes::stop, super::devboxes::restart,
         super::exec::exec, super::exec::exec_ws, super::logs::logs,
         super::images::list, super::images::show, super::images::delete, super::images::import, super::images::pull,
+        super::push::push,
     ),
     components(schemas(
         api::ErrorBody, api::ErrorDetail, api::ErrorCode, api::Health, api::CreateDevbox, api::Devbox,
         api::ExecRequest, api::ExecResponse, api::ExecClientMsg, api::ExecServerMsg, api::Image,
-        api::PullRequest, api::ProgressEvent, api::LayerInfo, api::UpdateDevbox, api::CommandStatus,
+        api::PullRequest, api::PushRequest, api::ProgressEvent, api::LayerInfo, api::UpdateDevbox, api::CommandStatus,
         devbox_model::Resources, devbox_model::State,
     )),
     modifiers(&BearerAuth)
@@ -64,6 +65,7 @@ mod tests {
             "/api/v1/images/{reference}",
             "/api/v1/images/import",
             "/api/v1/images/pull",
+            "/api/v1/images/push",
         ] {
             assert!(
                 doc.paths.paths.contains_key(path),

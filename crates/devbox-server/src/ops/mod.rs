@@ -12,6 +12,7 @@ pub mod delete;
 pub mod exec;
 pub mod images;
 pub mod logs;
+pub mod push;
 pub mod read;
 pub mod registry;
 pub mod restart;

@@ -2,6 +2,7 @@
 //! errors through plain HTTP, and real clients (skopeo, podman) against it,
 //! with Debian's reference `docker-registry` as the peer.
 
+mod export;
 mod interop;
 mod push;
 mod read;
@@ -22,8 +23,27 @@ pub struct RefRegistry {
 
 impl RefRegistry {
     pub fn start() -> Self {
+        Self::start_with_auth(None)
+    }
+
+    /// A registry that asks for HTTP Basic credentials `(user, password)`
+    /// (an htpasswd file made with `htpasswd`), when given.
+    pub fn start_with_auth(login: Option<(&str, &str)>) -> Self {
         require_tool("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
+        let auth = match login {
+            None => String::new(),
+            Some((user, password)) => {
+                require_tool("htpasswd", "apache2-utils");
+                let file = dir.path().join("htpasswd");
+                let out = run_ok(Command::new("htpasswd").args(["-Bbn", user, password]));
+                std::fs::write(&file, out).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                    file.display()
+                )
+            }
+        };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -34,7 +54,7 @@ impl RefRegistry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\nlog:\n  level: error\n",
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\nlog:\n  level: error\n{auth}",
                 dir.path().join("data").display()
             ),
         )
