@@ -3,7 +3,7 @@
 use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use devbox_image::distribution::{DistributionError, Reference};
+use devbox_image::distribution::Reference;
 use futures::StreamExt;
 
 use super::error::{SpecError, SpecResult};
@@ -96,10 +96,7 @@ pub async fn delete(
     name: &str,
     reference: &str,
 ) -> SpecResult<Response> {
-    let reference = Reference::parse(reference).map_err(|e| match e {
-        DistributionError::TagInvalid { .. } => SpecError::from(e),
-        e => e.into(),
-    })?;
+    let reference = Reference::parse(reference)?;
     ops::registry::delete::manifest(&req.state, caller, name, &reference).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
