@@ -28,6 +28,10 @@ use crate::ImageError;
 /// How many multipart parts one writer keeps in flight.
 const PART_CONCURRENCY: usize = 4;
 
+/// Chunk size of direct reads of local blobs: large enough that a fast
+/// network client is not held up by small reads.
+const READ_CHUNK: usize = 256 * 1024;
+
 /// The blob layer shared by import, pull, the registry handlers and GC.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
@@ -220,6 +224,52 @@ impl BlobStore {
         let got = self
             .store
             .get(&Self::location(digest))
+            .await
+            .map_err(|e| not_found_or(&what, e))?;
+        Ok(got
+            .into_stream()
+            .map_err(move |e| ImageError::storage(&what, e))
+            .boxed())
+    }
+
+    /// `len` bytes of a blob from byte `start`, as a stream of chunks; the
+    /// caller learned the size from [`Self::blob_size`] and keeps within it.
+    /// On a local store the file is read directly in large chunks.
+    pub async fn range_stream(
+        &self,
+        digest: &Digest,
+        start: u64,
+        len: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes, ImageError>>, ImageError> {
+        let what = format!("blob {digest}");
+        if let Some(root) = &self.local_root {
+            use tokio::io::{AsyncReadExt, AsyncSeekExt};
+            let path = root.join("sha256").join(digest.hex());
+            let mut file = match tokio::fs::File::open(&path).await {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(ImageError::NotFound { what });
+                }
+                Err(e) => return Err(ImageError::io(path, e)),
+            };
+            if start > 0 {
+                file.seek(std::io::SeekFrom::Start(start))
+                    .await
+                    .map_err(|e| ImageError::io(&path, e))?;
+            }
+            return Ok(
+                tokio_util::io::ReaderStream::with_capacity(file.take(len), READ_CHUNK)
+                    .map_err(move |e| ImageError::io(&path, e))
+                    .boxed(),
+            );
+        }
+        let opts = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(start..start + len)),
+            ..Default::default()
+        };
+        let got = self
+            .store
+            .get_opts(&Self::location(digest), opts)
             .await
             .map_err(|e| not_found_or(&what, e))?;
         Ok(got

@@ -13,16 +13,19 @@
 
 mod blobs;
 mod derive;
+pub mod distribution;
 mod documents;
 mod error;
 mod gc;
 mod images;
 mod import;
 pub mod media;
+mod object_storage;
 mod origin;
 mod platform;
 mod progress;
 mod pull;
+mod push;
 mod source;
 mod verify;
 
@@ -42,11 +45,13 @@ pub use derive::{HistoryEntry, PendingLayer, StoredLayer};
 pub use error::ImageError;
 pub use gc::BlobGc;
 pub use import::PendingImport;
+pub use object_storage::{BlobLocation, BlobLocationError, S3Location};
 pub use origin::Origin;
 pub use platform::host_arch;
 pub use pull::PendingPull;
 pub use pull::auth::{Challenge, parse_challenges};
 pub use pull::naming::{Remote, remote_for};
+pub use push::PendingPush;
 
 /// The content store. Cloning is cheap; clones share everything.
 #[derive(Debug, Clone)]
@@ -236,6 +241,18 @@ impl ImageStore {
     /// reported.
     pub async fn begin_pull(&self, req: &PullRequest) -> Result<PendingPull, ImageError> {
         pull::begin(self, req).await
+    }
+
+    /// The first step of a push of a stored image to another registry:
+    /// finds the image and its blobs and reaches the registry (logging in
+    /// with the credentials when it asks). [`PendingPush::finish`] uploads
+    /// the blobs the registry lacks and puts the manifests verbatim, so the
+    /// image keeps its digest.
+    pub async fn begin_push(
+        &self,
+        req: &devbox_model::api::PushRequest,
+    ) -> Result<PendingPush, ImageError> {
+        push::begin(self, req).await
     }
 
     /// Every image: each tag, and each manifest a repository holds without a

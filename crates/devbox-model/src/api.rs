@@ -524,6 +524,26 @@ pub struct GcReport {
     pub layer_bytes: u64,
 }
 
+/// Body of `POST /api/v1/images/push`: copy a stored image to another
+/// registry. The server pushes; the answer is a stream of
+/// [`ProgressEvent`]s, `Done` carrying the image under its destination.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PushRequest {
+    /// The stored image, as `devbox image ls` names it.
+    #[schema(value_type = String, example = "base:1")]
+    pub reference: ImageRef,
+    /// Where it goes, e.g. `registry.example.com/team/base:1`.
+    #[schema(value_type = String, example = "localhost:5000/team/base:1")]
+    pub destination: ImageRef,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Use plain HTTP (and accept any certificate) for the destination.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

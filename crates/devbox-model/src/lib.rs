@@ -17,7 +17,7 @@ pub mod state;
 pub use digest::{Digest, DigestError};
 pub use env::{EnvError, EnvVar};
 pub use id::DevboxId;
-pub use name::{DevboxName, ImageRef, NameError};
+pub use name::{DevboxName, ImageRef, NameError, is_repository_name, is_tag};
 pub use resources::{ByteSize, ResourceError, ResourceLimits, Resources};
 pub use signal::{Signal, UnknownSignal};
 pub use state::{Observed, Operation, Plan, Recovery, State, TransitionError, plan, recover};

@@ -136,6 +136,20 @@ impl ImageRef {
     }
 }
 
+/// Whether `s` is a repository name as the OCI distribution spec writes
+/// them: path components of lowercase letters and digits separated by `.`,
+/// `_`, `__` or dashes, joined by `/`, at most 255 characters. Names with a
+/// registry port (`localhost:5000/x`) are not.
+pub fn is_repository_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 255 && s.split('/').all(valid_path_component)
+}
+
+/// Whether `s` is a tag: 1 to 128 letters, digits, `_`, `.` and `-`, not
+/// starting with `.` or `-`.
+pub fn is_tag(s: &str) -> bool {
+    valid_tag(s)
+}
+
 fn valid_path_component(c: &str) -> bool {
     // [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*
     let b = c.as_bytes();
@@ -365,5 +379,31 @@ mod tests {
         ] {
             assert!(bad.parse::<ImageRef>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn repository_names_follow_the_distribution_spec() {
+        for good in [
+            "bb",
+            "admin/web",
+            "docker.io/library/busybox",
+            "a-b/c__d/e.f",
+        ] {
+            assert!(is_repository_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Bb",
+            "a//b",
+            "/a",
+            "a/",
+            "localhost:5000/x",
+            "a..b",
+            &"a".repeat(256),
+        ] {
+            assert!(!is_repository_name(bad), "{bad}");
+        }
+        assert!(is_tag("v1.0_rc-1") && is_tag("_x"));
+        assert!(!is_tag("") && !is_tag(".x") && !is_tag("a/b") && !is_tag(&"t".repeat(129)));
     }
 }

@@ -13,6 +13,7 @@ mod locks;
 mod maintenance;
 mod ops;
 mod reconcile;
+mod registry;
 mod state;
 
 use std::net::SocketAddr;
@@ -24,7 +25,9 @@ use devbox_image::ImageStore;
 use devbox_runtime::{DEFAULT_SUBNET, LocalRuntime, Runtime, RuntimeConfig, Subnet};
 use devbox_store::{SqliteStore, Store};
 
+pub use crate::registry::RegistryConfig;
 use crate::state::AppState;
+pub use devbox_image::BlobLocation;
 
 /// How `devbox server` runs.
 #[derive(Debug, Clone)]
@@ -41,6 +44,10 @@ pub struct ServerConfig {
     pub bridge: Option<String>,
     /// How commits are written, merged and kept.
     pub commits: CommitPolicy,
+    /// The registry under `/v2/`.
+    pub registry: RegistryConfig,
+    /// Where image blobs are kept.
+    pub blob_store: BlobLocation,
 }
 
 /// How commits are written, merged and kept.
@@ -96,7 +103,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
 
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data.join("devbox.db"))?);
     auth::ensure_admin_token(&store, &data.join(ADMIN_TOKEN_FILE)).await?;
-    let images = ImageStore::open_local(&data.join("images"), store.clone())?;
+    let images = ImageStore::open(&data.join("images"), store.clone(), &config.blob_store)
+        .await
+        .with_context(|| format!("cannot open the blob store {}", config.blob_store))?;
 
     let subnet: Subnet = config
         .subnet
@@ -123,18 +132,20 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let runtime: Arc<dyn Runtime> = Arc::new(runtime);
     let state = AppState {
         store,
-        images,
+        images: images.clone(),
         runtime,
         locks: Default::default(),
         limits: host::limits(),
         tmp_dir,
         commits: config.commits,
+        registry: registry::Registry::new(&images, &config.registry)?,
     };
     reconcile::at_boot(&state)
         .await
         .context("cannot reconcile devboxes with the runtime")?;
     let reconciler = reconcile::spawn(state.clone());
     let maintenance = maintenance::spawn(state.clone());
+    let sweeper = state.registry.spawn_sweeper();
 
     // Listening last: a client that can connect finds everything ready.
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -150,6 +161,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .await;
     reconciler.abort();
     maintenance.abort();
+    sweeper.abort();
     served?;
     Ok(())
 }

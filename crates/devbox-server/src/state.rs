@@ -22,6 +22,8 @@ pub struct AppState {
     /// Scratch space for uploads, inside the data directory.
     pub tmp_dir: PathBuf,
     pub commits: crate::CommitPolicy,
+    /// What the registry under `/v2/` keeps for the server's life.
+    pub registry: crate::registry::Registry,
 }
 
 /// The single owner of every devbox until users exist: commits live in the

@@ -12,6 +12,7 @@
 
 mod error;
 mod records;
+mod registry;
 pub mod sqlite;
 
 use std::net::Ipv4Addr;
@@ -25,6 +26,7 @@ pub use records::{
     AppliedSettings, CommitRecord, CommitState, CommitTrigger, DevboxRecord, ImageName,
     ManifestRecord, Removal, RepositoryManifest, TagRecord, TokenRecord, Transition,
 };
+pub use registry::RegistryMetadata;
 pub use sqlite::SqliteStore;
 
 /// Devboxes: their settings, states and what their runs reported.
@@ -246,6 +248,9 @@ pub trait CommitStore: Send + Sync + std::fmt::Debug {
 
 /// The whole metadata database; `Arc<dyn Store>` is what the control plane
 /// holds. Implemented for everything that implements the four concerns.
-pub trait Store: DevboxStore + ImageMetadata + TokenStore + CommitStore {}
+pub trait Store: DevboxStore + ImageMetadata + TokenStore + CommitStore + RegistryMetadata {}
 
-impl<T: DevboxStore + ImageMetadata + TokenStore + CommitStore + ?Sized> Store for T {}
+impl<T: DevboxStore + ImageMetadata + TokenStore + CommitStore + RegistryMetadata + ?Sized> Store
+    for T
+{
+}

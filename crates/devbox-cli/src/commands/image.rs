@@ -24,6 +24,8 @@ pub enum ImageCommand {
     Import(ImportArgs),
     /// Pull an image from a registry.
     Pull(PullArgs),
+    /// Push a stored image to another registry (the server pushes).
+    Push(super::push::PushArgs),
     /// List images.
     Ls(ListArgs),
     /// Show one image.
@@ -76,6 +78,7 @@ pub async fn run(client: &Client, cmd: ImageCommand) -> anyhow::Result<i32> {
     match cmd {
         ImageCommand::Import(args) => super::import::run(client, args).await,
         ImageCommand::Pull(args) => pull(client, args).await,
+        ImageCommand::Push(args) => super::push::run(client, args).await,
         ImageCommand::Ls(args) => ls(client, args).await,
         ImageCommand::Show(args) => show(client, args).await,
         ImageCommand::Rm(args) => rm(client, args).await,
@@ -108,7 +111,7 @@ async fn pull(client: &Client, args: PullArgs) -> anyhow::Result<i32> {
 
 /// The password is everything on stdin but the final line break, so both
 /// `echo pw |` and a file without a newline work.
-async fn read_password() -> anyhow::Result<String> {
+pub(super) async fn read_password() -> anyhow::Result<String> {
     let mut text = String::new();
     tokio::io::stdin().read_to_string(&mut text).await?;
     let password = text.trim_end_matches(['\n', '\r']);

@@ -10,5 +10,6 @@ pub mod image;
 pub mod import;
 pub mod lifecycle;
 pub mod logs;
+pub mod push;
 pub mod server;
 pub mod update;

@@ -68,6 +68,23 @@ pub struct ServerArgs {
     /// committed or uploaded).
     #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = crate::duration::parse)]
     pub gc_grace: u64,
+    /// Largest blob the registry accepts in an upload, e.g. 64g.
+    #[arg(long, default_value = "64g", value_name = "SIZE")]
+    pub registry_max_blob_size: devbox_model::ByteSize,
+    /// Seconds after which the registry removes an upload nobody continued.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    pub registry_upload_timeout: u64,
+    /// Where image blobs are kept: `local` (under the data directory) or
+    /// s3://BUCKET[/PREFIX] on an S3-compatible service, with credentials
+    /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #[arg(long, default_value = "local", value_name = "LOCATION")]
+    pub blob_store: devbox_server::BlobLocation,
+    /// URL of the S3-compatible service (default: AWS); http:// allows plain HTTP.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Region of the S3 bucket (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
 }
 
 /// Compression of commit layers.
@@ -77,8 +94,26 @@ pub enum CommitCompression {
     Zstd,
 }
 
+/// The blob store the flags name.
+fn blob_store(args: &ServerArgs) -> anyhow::Result<devbox_server::BlobLocation> {
+    use devbox_server::BlobLocation;
+    match args.blob_store.clone() {
+        BlobLocation::S3(mut s) => {
+            s.endpoint = args.s3_endpoint.clone();
+            s.region = args.s3_region.clone();
+            Ok(BlobLocation::S3(s))
+        }
+        BlobLocation::Local if args.s3_endpoint.is_some() || args.s3_region.is_some() => {
+            anyhow::bail!("--s3-endpoint and --s3-region need --blob-store s3://BUCKET")
+        }
+        BlobLocation::Local => Ok(BlobLocation::Local),
+    }
+}
+
 pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
+    let blob_store = blob_store(&args)?;
     devbox_server::run(devbox_server::ServerConfig {
+        blob_store,
         data_dir: args.data_dir,
         listen: args.listen,
         subnet: args.subnet,
@@ -93,6 +128,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
             keep: args.keep_commits.max(1),
             gc_grace: std::time::Duration::from_secs(args.gc_grace),
             ..devbox_server::CommitPolicy::default()
+        },
+        registry: devbox_server::RegistryConfig {
+            max_blob_size: args.registry_max_blob_size.0,
+            upload_timeout: std::time::Duration::from_secs(args.registry_upload_timeout.max(1)),
         },
     })
     .await?;

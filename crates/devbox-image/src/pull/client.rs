@@ -32,6 +32,9 @@ pub(crate) struct RegistryClient {
     /// The `Authorization` value that last worked, shared by concurrent
     /// requests.
     authorization: Mutex<Option<String>>,
+    /// The actions asked of a token service whose challenge names no scope:
+    /// `pull`, or `pull,push` for a client that pushes.
+    actions: &'static str,
 }
 
 impl RegistryClient {
@@ -55,7 +58,93 @@ impl RegistryClient {
             remote,
             credentials,
             authorization: Mutex::new(None),
+            actions: "pull",
         })
+    }
+
+    /// The same client, asking token services for push rights too.
+    pub fn for_push(mut self) -> Self {
+        self.actions = "pull,push";
+        self
+    }
+
+    /// Sends the request `build` makes (again, once, after authenticating
+    /// when the registry answers 401), and returns whatever the registry
+    /// answered but a second 401 or a 403, which are
+    /// [`ImageError::Unauthorized`]. `build` must make a request without a
+    /// streamed body, since it may be sent twice.
+    pub async fn send(
+        &self,
+        url: &Url,
+        what: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<Response, ImageError> {
+        let mut authenticated = false;
+        loop {
+            let auth = self.authorization.lock().expect("not poisoned").clone();
+            let mut req = build(&self.http);
+            if let Some(a) = &auth {
+                req = req.header(AUTHORIZATION, a);
+            }
+            let resp = match req.send().await {
+                Ok(resp) => resp,
+                Err(e) => return Err(send_error(url, e).await),
+            };
+            match resp.status() {
+                StatusCode::UNAUTHORIZED if !authenticated => {
+                    let fresh = self.authenticate(resp.headers()).await?;
+                    *self.authorization.lock().expect("not poisoned") = Some(fresh);
+                    authenticated = true;
+                }
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    let body = snippet(resp).await;
+                    return Err(self.unauthorized(format!("access to {what} denied: {body}")));
+                }
+                _ => return Ok(resp),
+            }
+        }
+    }
+
+    /// Sends a request with a streamed body, with the authorization earlier
+    /// requests established (a body cannot be sent twice). A 401 or 403 is
+    /// [`ImageError::Unauthorized`].
+    pub async fn send_once(
+        &self,
+        url: &Url,
+        what: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Response, ImageError> {
+        let auth = self.authorization.lock().expect("not poisoned").clone();
+        let req = match auth {
+            Some(a) => req.header(AUTHORIZATION, a),
+            None => req,
+        };
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => return Err(send_error(url, e).await),
+        };
+        if matches!(
+            resp.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
+            let body = snippet(resp).await;
+            return Err(self.unauthorized(format!("access to {what} denied: {body}")));
+        }
+        Ok(resp)
+    }
+
+    /// [`ImageError::Upstream`] for an answer the caller did not expect.
+    pub async fn unexpected(&self, url: &Url, resp: Response) -> ImageError {
+        ImageError::Upstream {
+            url: url.to_string(),
+            status: resp.status().as_u16(),
+            body: snippet(resp).await,
+        }
+    }
+
+    /// The HTTP client, for requests [`Self::send_once`] sends.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     pub fn remote(&self) -> &Remote {
@@ -208,7 +297,7 @@ impl RegistryClient {
     ) -> Result<String, ImageError> {
         let mut url = Url::parse(realm)
             .map_err(|e| ImageError::document("token realm", format!("{realm:?}: {e}")))?;
-        let default_scope = format!("repository:{}:pull", self.remote.repository);
+        let default_scope = format!("repository:{}:{}", self.remote.repository, self.actions);
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {

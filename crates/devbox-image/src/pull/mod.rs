@@ -9,7 +9,7 @@
 //! is set last.
 
 pub mod auth;
-mod client;
+pub(crate) mod client;
 pub mod naming;
 
 use bytes::Bytes;

@@ -63,7 +63,7 @@ pub async fn delete(
 
 /// Answers with the events `work` reports, one JSON object per line; the
 /// last line is `done` or `error`.
-fn ndjson_stream<F, Fut>(work: F) -> Response
+pub(super) fn ndjson_stream<F, Fut>(work: F) -> Response
 where
     F: FnOnce(mpsc::UnboundedSender<ProgressEvent>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ApiResult<Image>> + Send + 'static,

@@ -10,6 +10,7 @@ mod exec;
 mod images;
 mod logs;
 mod openapi;
+mod push;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::routing::{get, post};
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
             post(images::import).layer(DefaultBodyLimit::disable()),
         )
         .route("/images/pull", post(images::pull))
+        .route("/images/push", post(push::push))
         .route(
             "/images/{reference}",
             get(images::show).delete(images::delete),
@@ -64,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health))
         .route("/api/v1/openapi.json", get(openapi::document))
         .nest("/api/v1", api)
+        .merge(crate::registry::router())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state)

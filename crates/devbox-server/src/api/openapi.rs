@@ -16,6 +16,7 @@ use utoipa::{Modify, OpenApi};
         super::exec::exec, super::exec::exec_ws, super::logs::logs,
         super::commits::commit, super::commits::history, super::commits::rollback, super::commits::diff, super::commits::gc,
         super::images::list, super::images::show, super::images::delete, super::images::import, super::images::pull,
+        super::push::push,
     ),
     components(schemas(
         api::ErrorBody, api::ErrorDetail, api::ErrorCode, api::Health, api::CreateDevbox, api::Devbox,
@@ -23,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         api::PullRequest, api::ProgressEvent, api::LayerInfo, api::UpdateDevbox, api::CommandStatus,
         api::CommitRequest, api::Commit, api::CommitTrigger, api::RollbackRequest, api::Diff, api::DiffEntry,
         api::IgnoredEntry, api::PathChange, api::GcRequest, api::GcReport,
+        api::PullRequest, api::PushRequest, api::ProgressEvent, api::LayerInfo, api::UpdateDevbox, api::CommandStatus,
         devbox_model::Resources, devbox_model::State,
     )),
     modifiers(&BearerAuth)
@@ -71,6 +73,7 @@ mod tests {
             "/api/v1/devboxes/{name}/rollback",
             "/api/v1/devboxes/{name}/diff",
             "/api/v1/gc",
+            "/api/v1/images/push",
         ] {
             assert!(
                 doc.paths.paths.contains_key(path),

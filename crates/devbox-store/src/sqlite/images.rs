@@ -13,10 +13,14 @@ use crate::{
 const MANIFEST_COLUMNS: &str =
     "digest, media_type, content, config_digest, size, layers, created_at";
 
-/// Raw manifest columns, decoded after the row callback.
-type RawManifest = (String, String, Vec<u8>, String, i64, i64, String);
+/// [`MANIFEST_COLUMNS`] of a table aliased `m`.
+pub(super) const MANIFEST_COLUMNS_OF_M: &str =
+    "m.digest, m.media_type, m.content, m.config_digest, m.size, m.layers, m.created_at";
 
-fn raw_manifest(r: &Row<'_>) -> rusqlite::Result<RawManifest> {
+/// Raw manifest columns, decoded after the row callback.
+pub(super) type RawManifest = (String, String, Vec<u8>, String, i64, i64, String);
+
+pub(super) fn raw_manifest(r: &Row<'_>) -> rusqlite::Result<RawManifest> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -28,7 +32,7 @@ fn raw_manifest(r: &Row<'_>) -> rusqlite::Result<RawManifest> {
     ))
 }
 
-fn manifest_record(
+pub(super) fn manifest_record(
     (d, media_type, content, config, size, layers, created): RawManifest,
 ) -> Result<ManifestRecord, StoreError> {
     Ok(ManifestRecord {

@@ -124,6 +124,11 @@ CREATE TABLE commits (
 );
 CREATE INDEX commits_by_manifest ON commits(manifest);
 "#,
+    // The registry finds the manifests that name another one as their
+    // subject (the referrers API) through an index on that JSON field.
+    r#"
+CREATE INDEX manifests_by_subject ON manifests(json_extract(CAST(content AS TEXT), '$.subject.digest'));
+"#,
 ];
 
 /// Runs the migrations the database has not run yet, each in its own

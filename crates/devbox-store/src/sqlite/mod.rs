@@ -10,6 +10,7 @@ mod commits;
 mod devboxes;
 mod images;
 mod migrations;
+mod registry;
 mod tokens;
 
 use std::path::Path;

@@ -76,11 +76,13 @@ pub struct Server {
     pub subnet: String,
     pub gateway: String,
     pub bridge: String,
-    /// Extra flags of `devbox server`.
-    pub extra: Vec<String>,
     /// The claim on network N, released after the network is removed (a
     /// field drops after `Drop::drop` has run).
     _net_claim: File,
+    /// Flags of `devbox server` beyond the harness's own.
+    extra_args: Vec<String>,
+    /// Environment of `devbox server` beyond the harness's own.
+    extra_env: Vec<(String, String)>,
 }
 
 /// Test network N is bridge `dbxe2eN` with subnet `10.79.N.0/24`.
@@ -141,8 +143,15 @@ impl Server {
         Self::start_with(&[])
     }
 
-    /// Starts a server with extra `devbox server` flags (kept for restarts).
-    pub fn start_with(extra: &[&str]) -> Self {
+    /// A server started with these flags of `devbox server` besides the
+    /// harness's own (kept for restarts).
+    pub fn start_with(extra_args: &[&str]) -> Self {
+        Self::start_with_env(extra_args, &[])
+    }
+
+    /// A server started with these flags and environment variables
+    /// besides the harness's own.
+    pub fn start_with_env(extra_args: &[&str], extra_env: &[(&str, &str)]) -> Self {
         require_privileges();
         let (n, claim) = claim_network();
         let listen = format!("127.0.0.1:{}", free_port());
@@ -158,7 +167,11 @@ impl Server {
             gateway: format!("10.79.{n}.1"),
             bridge: format!("dbxe2e{n}"),
             _net_claim: claim,
-            extra: extra.iter().map(|a| a.to_string()).collect(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            extra_env: extra_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.spawn();
         s
@@ -186,7 +199,8 @@ impl Server {
                 "--bridge",
                 &self.bridge,
             ])
-            .args(&self.extra)
+            .args(&self.extra_args)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

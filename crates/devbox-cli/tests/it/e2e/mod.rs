@@ -11,5 +11,6 @@ mod network;
 mod pty;
 mod pull;
 mod reconcile;
+mod registry;
 mod restart;
 mod update;

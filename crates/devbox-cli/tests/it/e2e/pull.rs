@@ -74,7 +74,7 @@ fn put_blob(layout: &Path, data: &[u8]) -> Digest {
 }
 
 /// An OCI image layout holding a one-layer busybox image tagged `1`.
-fn busybox_layout(layout: &Path) {
+pub(super) fn busybox_layout(layout: &Path) {
     let rootfs = tempfile::tempdir().unwrap();
     busybox_rootfs(rootfs.path());
     std::fs::write(rootfs.path().join("etc/motd"), "pulled from a registry\n").unwrap();
