@@ -99,10 +99,18 @@ async fn errors_found_before_the_stream_get_their_status_and_later_ones_end_it()
         "{msg}"
     );
 
-    // With --insecure it is reached, and has no such manifest.
+    // With --insecure it is reached: its registry refuses an anonymous
+    // pull, and with a token has no such manifest.
     let r = http
         .post(format!("{api}/images/pull"))
         .json(&json!({ "reference": plain, "insecure": true }))
+        .send()
+        .await
+        .unwrap();
+    expect_json_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let r = http
+        .post(format!("{api}/images/pull"))
+        .json(&json!({ "reference": plain, "insecure": true, "username": "x", "password": s.token() }))
         .send()
         .await
         .unwrap();

@@ -126,6 +126,28 @@ fn pushes(s: &Server) {
         "application/vnd.docker.distribution.manifest.v2+json"
     );
 
+    // And out to a docker-archive, which pushed back in gives the same
+    // image as the archive made from the layout.
+    let exported = dir.path().join("exported.tar");
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        &creds,
+        &ours,
+        &format!("docker-archive:{}:app:1", exported.display()),
+    ]);
+    let roundtrip = format!("docker://{}/alice/roundtrip:1", host(s));
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &creds,
+        &format!("docker-archive:{}", exported.display()),
+        &roundtrip,
+    ]);
+    assert_eq!(inspect_digest(&roundtrip, Some(&creds)), pushed.trim());
+
     // podman pulls, and pushes under another name; the image ID (its
     // config's digest) survives the round trip.
     let storage = tempfile::tempdir().unwrap();
