@@ -36,7 +36,7 @@ bench_dir=$PWD/bench
 small_sizes=${SMALL_SIZES:-"100 1024 4096"}
 small_files=${SMALL_FILES:-10000}
 runs=${RUNS:-5}
-podman_runs=${PODMAN_RUNS:-3}
+podman_runs=${PODMAN_RUNS:-2}
 large_mib=${LARGE_MIB:-2048}
 stop_mib=${STOP_MIB:-1024}
 stop_runs=${STOP_RUNS:-3}
@@ -131,6 +131,12 @@ stop_server() {
 }
 
 now() { date +%s%N; }
+# Runs a command for its effect: its output goes nowhere, and what it said on
+# stderr (a notice while it waits) is shown only when it fails.
+q() {
+    local err
+    err=$("$@" 2>&1 >/dev/null) || { echo "$err" >&2; return 1; }
+}
 ms() { awk -v ns="$1" 'BEGIN { printf "%.1f", ns / 1e6 }'; }
 median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1e6}'; }
 # CPU seconds the server used so far (user + system).
@@ -147,12 +153,12 @@ section() { printf '\n%s\n' "$1" | tee -a "$results"; }
 write_files() { # DIR COUNT BYTES_EACH: incompressible files
     echo "mkdir -p $1; i=0; while [ \$i -lt $2 ]; do head -c $3 /dev/urandom > $1/f\$i; i=\$((i+1)); done"
 }
-dbx() { "$devbox" exec "$1" -- sh -c "$2"; }
+dbx() { q "$devbox" exec "$1" -- sh -c "$2"; }
 pod() { podman exec "$pc" sh -c "$1"; }
 
 new_devbox() { # NAME
-    "$devbox" create "$1" --image bench:1 >/dev/null
-    "$devbox" start "$1" >/dev/null
+    q "$devbox" create "$1" --image bench:1
+    q "$devbox" start "$1"
 }
 new_container() {
     podman rm -f "$pc" >/dev/null 2>&1 || true
@@ -166,7 +172,7 @@ podman_commit() { # TAG: times `podman commit` in ns, removes the image
     podman rmi -f "$pimage:$1" >/dev/null
     echo $((t1 - t0))
 }
-reclaim() { "$devbox" gc >/dev/null; }
+reclaim() { q "$devbox" gc; }
 
 # The same busybox rootfs for both.
 mkdir -p "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/root" "$work/rootfs/tmp"
@@ -182,7 +188,7 @@ fi
 started=$(now)
 
 start_server
-"$devbox" image import "$work/rootfs.tar" --name bench:1 >/dev/null
+q "$devbox" image import "$work/rootfs.tar" --name bench:1
 echo "server: $DEVBOX_URL, data in $work/data, bridge $bridge; log in $work/server.log" >&2
 
 # 1. Small incremental commits.
@@ -192,22 +198,23 @@ for mib in $small_sizes; do
     each=$((mib * 1024 * 1024 / small_files))
     new_devbox small
     dbx small "$(write_files /root/data "$small_files" "$each")"
-    "$devbox" commit small -m "earlier changes" >/dev/null
+    q "$devbox" commit small -m "earlier changes"
     : >"$work/small.ns"
     for i in $(seq "$runs"); do
         dbx small "head -c 1024 /dev/urandom > /root/kib-$i"
-        t0=$(now); "$devbox" commit small >/dev/null; t1=$(now)
+        t0=$(now); q "$devbox" commit small; t1=$(now)
         echo $((t1 - t0)) >>"$work/small.ns"
     done
     d=$(median <"$work/small.ns")
     echo "$mib $d" >>"$work/small.medians"
     result "devbox commit, $mib MiB earlier (ms)" "$d"
-    "$devbox" rm small >/dev/null
+    q "$devbox" rm small
     reclaim
     if [ -z "$no_podman" ]; then
         new_container
+        # No commit of the earlier changes first: `podman commit` packs the
+        # whole container layer every time, whatever it committed before.
         pod "$(write_files /root/data "$small_files" "$each")"
-        podman_commit earlier >/dev/null
         : >"$work/podman-small.ns"
         for i in $(seq "$podman_runs"); do
             pod "head -c 1024 /dev/urandom > /root/kib-$i"
@@ -236,7 +243,7 @@ fill_large() { # KIND DEVBOX|-: puts the data set into the devbox (or, with -, t
     elif [ "$2" = - ]; then
         podman exec -i "$pc" tar -x -C /root -f - <"$work/src.tar"
     else
-        "$devbox" exec -i "$2" -- tar -x -C /root -f - <"$work/src.tar"
+        q "$devbox" exec -i "$2" -- tar -x -C /root -f - <"$work/src.tar"
     fi
 }
 large_devbox() { # KIND COMPRESSION
@@ -244,11 +251,11 @@ large_devbox() { # KIND COMPRESSION
     new_devbox large
     fill_large "$1" large
     reset_peak
-    c0=$(cpu); t0=$(now); "$devbox" commit large >/dev/null; t1=$(now); c1=$(cpu)
+    c0=$(cpu); t0=$(now); q "$devbox" commit large; t1=$(now); c1=$(cpu)
     awk -v b="$large_bytes" -v ns=$((t1 - t0)) -v c0="$c0" -v c1="$c1" -v rss="$(peak_rss)" -v l="devbox commit, $1, $2" \
         'BEGIN { printf "%-58s %.0f MB/s (%.1fs, %.1f cores, peak RSS %d MiB)\n", l, b / (ns / 1e9) / 1e6, ns / 1e9, (c1 - c0) / (ns / 1e9), rss }' |
         tee -a "$results"
-    "$devbox" rm large >/dev/null
+    q "$devbox" rm large
     reclaim
 }
 large_podman() { # KIND
@@ -285,8 +292,8 @@ stop_start() { # TOOL LABEL FILL: times stop, then start + exec, after FILL
         local t0 t1 t2
         if [ "$1" = devbox ]; then
             [ -z "$3" ] || dbx cycle "$(write_files "/root/run-$i" $((stop_mib)) 1048576)"
-            t0=$(now); "$devbox" stop cycle >/dev/null; t1=$(now)
-            "$devbox" start cycle >/dev/null; "$devbox" exec cycle -- true; t2=$(now)
+            t0=$(now); q "$devbox" stop cycle; t1=$(now)
+            q "$devbox" start cycle; "$devbox" exec cycle -- true; t2=$(now)
         else
             [ -z "$3" ] || pod "$(write_files "/root/run-$i" $((stop_mib)) 1048576)"
             t0=$(now); podman stop "$pc" >/dev/null; t1=$(now)
@@ -302,7 +309,7 @@ stop_start() { # TOOL LABEL FILL: times stop, then start + exec, after FILL
 new_devbox cycle
 stop_start devbox "$stop_mib MiB uncommitted" fill
 stop_start devbox "nothing uncommitted" ""
-"$devbox" rm cycle >/dev/null
+q "$devbox" rm cycle
 reclaim
 if [ -z "$no_podman" ]; then
     new_container
@@ -322,11 +329,11 @@ section "squash of $squash_commits commits of $squash_mib MiB"
 new_devbox squash
 for i in $(seq "$squash_commits"); do
     dbx squash "$(write_files "/root/sq-$i" $((squash_mib)) 1048576)"
-    "$devbox" commit squash >/dev/null
+    q "$devbox" commit squash
 done
 merges_before=$(grep -c "merged the devbox's layers" "$work/server.log" || true)
 reset_peak
-"$devbox" stop squash >/dev/null
+q "$devbox" stop squash
 merged=
 for _ in $(seq 1200); do
     if [ "$(grep -c "merged the devbox's layers" "$work/server.log" || true)" -gt "$merges_before" ]; then
@@ -348,7 +355,7 @@ else
     python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%-58s %.0f MiB (%d blobs, %.0f MiB; %d layer directories, %.0f MiB; %d commit images expired)" % ("gc after the squash reclaimed", (r["blob_bytes"]+r["layer_bytes"])/2**20, r["blobs_removed"], r["blob_bytes"]/2**20, r["layer_dirs_removed"], r["layer_bytes"]/2**20, r["commits_expired"]))' "$gc" |
         tee -a "$results"
 fi
-"$devbox" rm squash >/dev/null
+q "$devbox" rm squash
 reclaim
 fi
 
