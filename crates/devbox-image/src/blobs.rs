@@ -275,11 +275,12 @@ impl BlobStore {
     }
 }
 
+/// A stored blob: its digest, size, and when it was last written.
+pub type BlobMeta = (Digest, u64, chrono::DateTime<chrono::Utc>);
+
 impl BlobStore {
     /// Every stored blob with its size and when it was last written.
-    pub fn list_blob_meta(
-        &self,
-    ) -> BoxStream<'_, Result<(Digest, u64, chrono::DateTime<chrono::Utc>), ImageError>> {
+    pub fn list_blob_meta(&self) -> BoxStream<'_, Result<BlobMeta, ImageError>> {
         let prefix = Path::from("sha256");
         self.store
             .list(Some(&prefix))

@@ -200,7 +200,7 @@ impl ImageStore {
             ));
         }
         let config = derive_config(&config_bytes, keep, layers, history)
-            .map_err(|reason| ImageError::document(&format!("config {}", parts.config), reason))?;
+            .map_err(|reason| ImageError::document(format!("config {}", parts.config), reason))?;
         let config_digest = Digest::of(&config);
         self.blobs()
             .put_bytes(Some(&config_digest), bytes::Bytes::from(config.clone()))
@@ -351,11 +351,11 @@ mod tests {
             "sha256:1111111111111111111111111111111111111111111111111111111111111111",
             "sha256:2222222222222222222222222222222222222222222222222222222222222222"]},
             "history":[{"created_by":"import"},{"created_by":"c1"},{"created_by":"c2"}]}"#;
-        let out = derive_config(base, 1, &[layer('m')], &[]).unwrap();
+        let out = derive_config(base, 1, &[layer('b')], &[]).unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         let ids = v["rootfs"]["diff_ids"].as_array().unwrap();
         assert_eq!(ids.len(), 2);
-        assert_eq!(ids[1], layer('m').diff_id.to_string());
+        assert_eq!(ids[1], layer('b').diff_id.to_string());
         let h = v["history"].as_array().unwrap();
         assert_eq!(h.len(), 3, "no entry is lost");
         assert_eq!(h[1]["empty_layer"], true);

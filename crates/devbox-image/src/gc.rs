@@ -16,6 +16,7 @@ use crate::{ImageError, ImageStore};
 /// What a collection removed (or would).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BlobGc {
+    pub manifests: u64,
     pub blobs: u64,
     pub bytes: u64,
 }
@@ -28,8 +29,20 @@ impl ImageStore {
         grace: Duration,
         dry_run: bool,
     ) -> Result<BlobGc, ImageError> {
+        let cutoff = Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
+        // Manifests nothing names any more go first, so their blobs are
+        // unmarked below.
+        let unnamed: HashSet<Digest> = self
+            .metadata()
+            .remove_unnamed_manifests(cutoff, dry_run)
+            .await?
+            .into_iter()
+            .collect();
         let mut marked: HashSet<Digest> = HashSet::new();
         for m in self.metadata().list_manifests().await? {
+            if unnamed.contains(&m.digest) {
+                continue;
+            }
             let what = format!("manifest {}", m.digest);
             marked.insert(m.digest.clone());
             match documents::parse_document(&what, &m.media_type, &m.content) {
@@ -53,7 +66,6 @@ impl ImageStore {
                 }
             }
         }
-        let cutoff = Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
         let doomed: Vec<(Digest, u64)> = self
             .blobs()
             .list_blob_meta()
@@ -63,7 +75,10 @@ impl ImageStore {
             .map_ok(|(d, size, _)| (d, size))
             .try_collect()
             .await?;
-        let mut report = BlobGc::default();
+        let mut report = BlobGc {
+            manifests: unnamed.len() as u64,
+            ..BlobGc::default()
+        };
         for (digest, size) in doomed {
             if !dry_run {
                 self.blobs().delete_blob(&digest).await?;

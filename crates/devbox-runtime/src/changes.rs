@@ -131,20 +131,22 @@ pub(crate) fn start(
 ) -> io::Result<(ChangeReader, Receiver<ChangeStats>)> {
     let (tx, rx) = sync_channel(CHUNKS_IN_FLIGHT);
     let (stats_tx, stats_rx) = sync_channel(1);
-    let fail = tx.clone();
     std::thread::Builder::new()
         .name("devbox-changes".into())
         .spawn(move || {
-            let result = run(&job, tx);
+            let result = run(&job, &tx);
             after();
+            // The totals go out before the data channel closes, so a reader
+            // that reached the end of the tar finds them waiting.
             match result {
                 Ok(stats) => {
                     let _ = stats_tx.send(stats);
                 }
                 Err(e) => {
-                    let _ = fail.send(Err(e));
+                    let _ = tx.send(Err(e));
                 }
             }
+            drop(tx);
         })?;
     Ok((
         ChangeReader {
@@ -157,7 +159,7 @@ pub(crate) fn start(
     ))
 }
 
-fn run(job: &Job, tx: SyncSender<io::Result<Vec<u8>>>) -> io::Result<ChangeStats> {
+fn run(job: &Job, tx: &SyncSender<io::Result<Vec<u8>>>) -> io::Result<ChangeStats> {
     fs::create_dir_all(&job.index_dir)?;
     let mut previous = previous_index(&job.index_dir, job.since.as_deref())
         .map(File::open)
@@ -166,7 +168,7 @@ fn run(job: &Job, tx: SyncSender<io::Result<Vec<u8>>>) -> io::Result<ChangeStats
     let tmp = job.index_dir.join(format!(".{}.tmp", job.mark));
     let index = BufWriter::new(File::create(&tmp)?);
     let mut w = ChannelWriter {
-        tx,
+        tx: tx.clone(),
         buf: Vec::with_capacity(CHUNK),
     };
     let packed = pack_changes(
@@ -185,6 +187,7 @@ fn run(job: &Job, tx: SyncSender<io::Result<Vec<u8>>>) -> io::Result<ChangeStats
         }
     };
     w.flush()?;
+    drop(w);
     File::open(&tmp)?.sync_all()?;
     fs::rename(&tmp, index_file(&job.index_dir, &job.mark))?;
     // Only the new index and the one it counted from can still be asked for.
@@ -227,7 +230,6 @@ pub(crate) fn ignore_set(roots: &[PathBuf], exclude: &[String]) -> Result<Ignore
 /// Whiteouts are kept: they are part of what the layers say.
 pub(crate) fn prune(upper: &Path, ignore: &IgnoreSet) -> io::Result<u64> {
     fn walk(
-        root: &Path,
         rel: &mut Vec<u8>,
         dir: &Path,
         ignore: &IgnoreSet,
@@ -258,14 +260,14 @@ pub(crate) fn prune(upper: &Path, ignore: &IgnoreSet) -> io::Result<u64> {
                 fs::remove_file(&path)?;
                 *removed += 1;
             } else if ft.is_dir() {
-                walk(root, rel, &path, ignore, removed)?;
+                walk(rel, &path, ignore, removed)?;
             }
             rel.truncate(len);
         }
         Ok(())
     }
     let mut removed = 0;
-    walk(upper, &mut Vec::new(), upper, ignore, &mut removed)?;
+    walk(&mut Vec::new(), upper, ignore, &mut removed)?;
     Ok(removed)
 }
 

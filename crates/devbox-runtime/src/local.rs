@@ -845,7 +845,7 @@ impl Runtime for LocalRuntime {
         if run_layers.is_empty() {
             // Nothing was committed, so nothing but what the commits leave
             // out may be there; an upper directory with more is refused.
-            if fs::read_dir(&upper).map_or(false, |mut d| d.next().is_some()) {
+            if fs::read_dir(&upper).is_ok_and(|mut d| d.next().is_some()) {
                 return Err(RuntimeError::Changes {
                     id: id.clone(),
                     message: "it has changes that no layer holds; commit them first".into(),

@@ -111,6 +111,16 @@ pub trait ImageMetadata: Send + Sync + std::fmt::Debug {
     /// Every stored manifest (for garbage collection), ordered by digest.
     async fn list_manifests(&self) -> Result<Vec<ManifestRecord>, StoreError>;
 
+    /// Deletes the manifests stored before `before` that nothing names any
+    /// more: no tag, no repository, no devbox created from it or holding
+    /// changes on it, no commit (a tag moved by a squash leaves the old
+    /// image so). With `dry_run`, deletes nothing. Returns their digests.
+    async fn remove_unnamed_manifests(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        dry_run: bool,
+    ) -> Result<Vec<Digest>, StoreError>;
+
     /// Records that `repository` holds a stored manifest, without a tag (as
     /// an image pulled by digest is held); holding it already changes
     /// nothing. Fails with [`StoreError::NotFound`] when the manifest is not

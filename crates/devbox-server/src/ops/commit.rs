@@ -142,8 +142,22 @@ pub(crate) async fn commit_run(
             name: devbox.name.clone(),
             source: Box::new(e.into()),
         })?;
-    // The stats are sent before the tar's end, so they are there now.
-    let stats = stats_rx.try_recv().unwrap_or_default();
+    // The totals are sent before the tar's end, so they are there now; a
+    // walk that ended without them failed, and the layer above already said so.
+    let Ok(stats) = stats_rx.try_recv() else {
+        pending.discard();
+        return Err(OpError::Failed {
+            op: "commit",
+            name: devbox.name.clone(),
+            source: Box::new(
+                devbox_runtime::RuntimeError::Changes {
+                    id: devbox.id.clone(),
+                    message: "the walk of the changes ended without its totals".into(),
+                }
+                .into(),
+            ),
+        });
+    };
     if stats.changes == 0 && trigger != CommitTrigger::Manual {
         pending.discard();
         return Ok(None);

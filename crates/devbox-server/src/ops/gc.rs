@@ -71,6 +71,7 @@ pub async fn gc(state: &AppState, caller: &Caller, dry_run: bool) -> OpResult<Gc
         .images
         .collect_blobs(state.commits.gc_grace, dry_run)
         .await?;
+    report.manifests_removed += blobs.manifests;
     report.blobs_removed = blobs.blobs;
     report.blob_bytes = blobs.bytes;
     let layers = state

@@ -138,13 +138,13 @@ pub(super) fn tag(
     tag: &str,
     digest: &Digest,
 ) -> Result<(), StoreError> {
-    if !manifest_exists(&tx, &digest)? {
-        return Err(missing_manifest(&digest));
+    if !manifest_exists(tx, digest)? {
+        return Err(missing_manifest(digest));
     }
     let previous: Option<String> = tx
         .query_row(
             "SELECT digest FROM tags WHERE repository = ?1 AND tag = ?2",
-            [&repository, &tag],
+            [repository, tag],
             |r| r.get(0),
         )
         .optional()
@@ -155,7 +155,7 @@ pub(super) fn tag(
             params![repository, tag, digest.as_str(), ts(&Utc::now())],
         )
         .ctx("set a tag")?;
-    link(&tx, &repository, &digest)?;
+    link(tx, repository, digest)?;
     // Moving a tag leaves its old manifest in the repository only
     // while another tag there points at it; unnamed manifests are
     // garbage collection's business.
@@ -306,6 +306,41 @@ impl ImageMetadata for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()
                 .ctx("list manifests")?;
             rows.into_iter().map(manifest_record).collect()
+        })
+        .await
+    }
+
+    async fn remove_unnamed_manifests(
+        &self,
+        before: chrono::DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<Vec<Digest>, StoreError> {
+        self.run(move |c| {
+            let tx = c.transaction().ctx("begin removing unnamed manifests")?;
+            let unnamed = "FROM manifests m WHERE m.created_at < ?1
+                 AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.digest = m.digest)
+                 AND NOT EXISTS (SELECT 1 FROM repository_manifests r WHERE r.digest = m.digest)
+                 AND NOT EXISTS (SELECT 1 FROM devboxes d WHERE d.image_digest = m.digest)
+                 AND NOT EXISTS (SELECT 1 FROM commits k WHERE k.manifest = m.digest)
+                 AND NOT EXISTS (SELECT 1 FROM commit_state s WHERE s.active_base = m.digest)";
+            let found = {
+                let mut stmt = tx
+                    .prepare(&format!("SELECT m.digest {unnamed}"))
+                    .ctx("find unnamed manifests")?;
+                stmt.query_map([ts(&before)], |r| r.get::<_, String>(0))
+                    .ctx("find unnamed manifests")?
+                    .collect::<Result<Vec<_>, _>>()
+                    .ctx("find unnamed manifests")?
+            };
+            if !dry_run {
+                tx.execute(
+                    &format!("DELETE FROM manifests WHERE digest IN (SELECT m.digest {unnamed})"),
+                    [ts(&before)],
+                )
+                .ctx("remove unnamed manifests")?;
+            }
+            tx.commit().ctx("commit removing unnamed manifests")?;
+            found.iter().map(|d| digest("digest", d)).collect()
         })
         .await
     }

@@ -88,7 +88,7 @@ const NETWORKS: u32 = 256;
 
 /// Claims a test network for one server: N such that this process holds the
 /// exclusive lock on `/run/devbox-test-net-N.lock` (so no other test process,
-/// in this or another worktree, takes it) and neither the bridge nor an
+/// from this checkout or another, takes it) and neither the bridge nor an
 /// address or route in the subnet exists (so nothing this test did not create
 /// is used, or removed afterwards). The lock lasts as long as the file.
 pub fn claim_network() -> (u32, File) {
