@@ -351,7 +351,7 @@ else
     awk -v b=$((squash_commits * squash_mib * 1024 * 1024)) -v t="$took" -v rss="$(peak_rss)" \
         'BEGIN { printf "%-58s %.0f MB/s (%.1fs, peak RSS %d MiB with the stop)\n", "devbox squash", b / t / 1e6, t, rss }' |
         tee -a "$results"
-    gc=$("$devbox" gc --json)
+    gc=$("$devbox" gc --json 2>"$work/gc.err") || { cat "$work/gc.err" >&2; exit 1; }
     python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%-58s %.0f MiB (%d blobs, %.0f MiB; %d layer directories, %.0f MiB; %d commit images expired)" % ("gc after the squash reclaimed", (r["blob_bytes"]+r["layer_bytes"])/2**20, r["blobs_removed"], r["blob_bytes"]/2**20, r["layer_dirs_removed"], r["layer_bytes"]/2**20, r["commits_expired"]))' "$gc" |
         tee -a "$results"
 fi
