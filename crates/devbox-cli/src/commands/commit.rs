@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use clap::Args;
-use devbox_model::api::{Commit, CommitRequest, Devbox, RollbackRequest};
+use devbox_model::api::{Commit, CommitRequest, CommitTrigger, Devbox, RollbackRequest};
 use devbox_model::{DevboxName, State};
 
 use crate::client::Client;
@@ -176,10 +176,13 @@ pub fn history_table(commits: &[Commit], now: DateTime<Utc>) -> String {
 
 /// `manual`, `auto`, `stop` or `release`, as the API spells them.
 fn trigger(c: &Commit) -> String {
-    serde_json::to_value(c.trigger)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+    match c.trigger {
+        CommitTrigger::Manual => "manual",
+        CommitTrigger::Auto => "auto",
+        CommitTrigger::Stop => "stop",
+        CommitTrigger::Release => "release",
+    }
+    .to_owned()
 }
 
 pub async fn rollback(client: &Client, args: RollbackArgs) -> anyhow::Result<i32> {
@@ -231,7 +234,6 @@ pub fn rollback_outcome(d: &Devbox, commit: &CommitId) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use devbox_model::api::CommitTrigger;
 
     fn t(secs: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap()
