@@ -34,7 +34,8 @@ use crate::runtime::{
 };
 use crate::stub::{self, StubError};
 use crate::{
-    agent, cgroup, changes, command_status, connect, hostfiles, logs, overlay, shim, sys, users,
+    agent, agent_keys, cgroup, changes, command_status, connect, hostfiles, logs, overlay, shim,
+    sys, users,
 };
 
 /// How long a container may take to die after SIGKILL.
@@ -360,7 +361,14 @@ impl LocalRuntime {
     /// what the devbox sees as `/`.
     fn prepare_dirs(&self, p: &DevboxPaths, top_layer: Option<&Path>) -> Result<(), RuntimeError> {
         create_dir(p.dir(), 0o700)?;
-        for dir in [p.work(), p.rootfs(), p.etc(), p.bundle(), p.exec()] {
+        for dir in [
+            p.work(),
+            p.rootfs(),
+            p.etc(),
+            p.bundle(),
+            p.exec(),
+            p.keys(),
+        ] {
             create_dir(&dir, 0o755)?;
         }
         let upper = p.upper();
@@ -440,6 +448,7 @@ impl LocalRuntime {
         })?;
 
         command_status::reset(&p.run(), user.uid, user.gid)?;
+        agent_keys::install(&p.keys(), &p.agent_credential(), spec.agent.as_ref())?;
 
         self.inner.network.attach(id, ip).await?;
 
@@ -450,6 +459,8 @@ impl LocalRuntime {
             agent: self.inner.paths.agent(),
             etc: p.etc(),
             run: p.run(),
+            keys: p.keys(),
+            ssh: spec.agent.is_some(),
             netns: network::netns_path(id),
             resources: &spec.resources,
             env: &spec.env,

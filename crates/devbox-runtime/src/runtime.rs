@@ -47,6 +47,11 @@ pub struct StartSpec {
     /// A command the devbox runs at every start, its output going to the
     /// console log. `None`: the devbox only waits for execs.
     pub command: Option<Vec<String>>,
+    /// The control plane's credential for the devbox's agent: with one, the
+    /// agent serves SSH on [`crate::AGENT_SSH_PORT`] of the devbox's
+    /// loopback interface (reached with [`Runtime::connect`]) and accepts
+    /// only this credential's client key; without one it serves no SSH.
+    pub agent: Option<crate::AgentKeys>,
 }
 
 /// What a successful start reports.

@@ -7,6 +7,7 @@
 //! temporary root, so tests run side by side, next to concurrent runs and a
 //! server on the same machine, and leave no network behind.
 
+mod agent_ssh;
 mod common;
 mod layers;
 mod lifecycle;
