@@ -12,6 +12,7 @@ mod host;
 mod locks;
 mod ops;
 mod reconcile;
+mod ssh;
 mod state;
 
 use std::net::SocketAddr;
@@ -38,6 +39,8 @@ pub struct ServerConfig {
     pub runc: Option<PathBuf>,
     /// Name of the devbox bridge; `devbox0` when `None`.
     pub bridge: Option<String>,
+    /// Address of the SSH gateway.
+    pub ssh_listen: SocketAddr,
 }
 
 /// Name of the file in the data directory holding the admin API token.
@@ -48,6 +51,9 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/devbox";
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
+
+/// Default address of the SSH gateway.
+pub const DEFAULT_SSH_LISTEN: &str = ssh::DEFAULT_SSH_LISTEN;
 
 /// Runs the server until SIGINT or SIGTERM. Devboxes keep running when it
 /// stops; the next start adopts them.
@@ -65,6 +71,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&data.join("devbox.db"))?);
     auth::ensure_admin_token(&store, &data.join(ADMIN_TOKEN_FILE)).await?;
     let images = ImageStore::open_local(&data.join("images"), store.clone())?;
+    let agent_secret = ssh::AgentSecret::load_or_create(&data.join(ssh::AGENT_SECRET_FILE))?;
+    let host_key = ssh::host_key(&data.join(ssh::HOST_KEY_FILE))?;
 
     let subnet: Subnet = config
         .subnet
@@ -96,6 +104,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         locks: Default::default(),
         limits: host::limits(),
         tmp_dir,
+        agent_secret,
+        gateway: Default::default(),
     };
     reconcile::at_boot(&state)
         .await
@@ -103,9 +113,15 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let reconciler = reconcile::spawn(state.clone());
 
     // Listening last: a client that can connect finds everything ready.
+    let ssh_listener = ssh::bind(config.ssh_listen).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let ssh_addr = ssh_listener.local_addr()?;
+    tracing::info!("SSH gateway listening on {ssh_addr}");
+    let gateway = ssh::Gateway::new(state.clone(), host_key, ssh_addr.port());
+    let _ = state.gateway.set(gateway.clone());
+    let gateway = tokio::spawn(gateway.run(ssh_listener));
 
     tracing::info!(
         "devbox server listening on http://{}",
@@ -115,6 +131,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await;
     reconciler.abort();
+    gateway.abort();
     served?;
     Ok(())
 }

@@ -21,4 +21,9 @@ pub struct AppState {
     pub limits: ResourceLimits,
     /// Scratch space for uploads, inside the data directory.
     pub tmp_dir: PathBuf,
+    /// What every devbox's agent credential is derived from.
+    pub agent_secret: crate::ssh::AgentSecret,
+    /// The SSH gateway, once it listens; the HTTPS tunnel serves its
+    /// streams.
+    pub gateway: Arc<std::sync::OnceLock<crate::ssh::Gateway>>,
 }

@@ -11,6 +11,7 @@
 //! Every method is one transaction: it happens completely or not at all.
 
 mod error;
+mod keys;
 mod records;
 pub mod sqlite;
 
@@ -21,6 +22,7 @@ use devbox_model::api::CommandStatus;
 use devbox_model::{DevboxId, DevboxName, Digest, EnvVar, Resources, State};
 
 pub use error::{DatabaseSource, StoreError};
+pub use keys::{KeyRecord, KeyStore};
 pub use records::{
     AppliedSettings, DevboxRecord, ImageName, ManifestRecord, Removal, RepositoryManifest,
     TagRecord, TokenRecord, Transition,
@@ -166,6 +168,6 @@ pub trait TokenStore: Send + Sync + std::fmt::Debug {
 
 /// The whole metadata database; `Arc<dyn Store>` is what the control plane
 /// holds. Implemented for everything that implements the three concerns.
-pub trait Store: DevboxStore + ImageMetadata + TokenStore {}
+pub trait Store: DevboxStore + ImageMetadata + TokenStore + KeyStore {}
 
-impl<T: DevboxStore + ImageMetadata + TokenStore + ?Sized> Store for T {}
+impl<T: DevboxStore + ImageMetadata + TokenStore + KeyStore + ?Sized> Store for T {}

@@ -15,8 +15,8 @@ running when it stops, and the next start adopts them. Use the `devbox`
 client from another terminal. It finds the admin token in the data directory:
 for a server started with --data-dir DIR, run it with DEVBOX_DATA_DIR=DIR.
 
-Two servers on one machine need their own --data-dir, --listen, --bridge and
---subnet.
+Two servers on one machine need their own --data-dir, --listen, --ssh-listen,
+--bridge and --subnet.
 
 Environment:
   DEVBOX_DATA_DIR   default of --data-dir
@@ -49,6 +49,9 @@ pub struct ServerArgs {
     /// The runc binary (default: found on PATH).
     #[arg(long, value_name = "PATH")]
     pub runc: Option<PathBuf>,
+    /// Address of the SSH gateway (`ssh -p PORT NAME@host` logs in to devbox NAME).
+    #[arg(long, default_value = devbox_server::DEFAULT_SSH_LISTEN, value_name = "ADDR")]
+    pub ssh_listen: SocketAddr,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
@@ -58,6 +61,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
         subnet: args.subnet,
         runc: args.runc,
         bridge: args.bridge,
+        ssh_listen: args.ssh_listen,
     })
     .await?;
     Ok(0)

@@ -127,15 +127,18 @@ fn runtime_code(e: &RuntimeError) -> ErrorCode {
 
 fn op_code(e: &OpError) -> ErrorCode {
     match e {
-        OpError::NotFound { .. } | OpError::ImageNotFound { .. } => ErrorCode::NotFound,
-        OpError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
+        OpError::NotFound { .. } | OpError::ImageNotFound { .. } | OpError::KeyNotFound { .. } => {
+            ErrorCode::NotFound
+        }
+        OpError::AlreadyExists { .. } | OpError::KeyExists { .. } => ErrorCode::AlreadyExists,
         OpError::Busy { .. } | OpError::Transition { .. } | OpError::NotRunning { .. } => {
             ErrorCode::Conflict
         }
         OpError::Resources(_)
         | OpError::Empty { .. }
         | OpError::Workdir { .. }
-        | OpError::UnknownVariable { .. } => ErrorCode::InvalidArgument,
+        | OpError::UnknownVariable { .. }
+        | OpError::InvalidKey { .. } => ErrorCode::InvalidArgument,
         OpError::Failed { source, .. } => match &**source {
             StepError::Image(e) => e.code(),
             StepError::Store(e) => store_code(e),

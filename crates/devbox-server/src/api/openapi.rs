@@ -15,12 +15,15 @@ use utoipa::{Modify, OpenApi};
         super::devboxes::start, super::devboxes::stop, super::devboxes::restart,
         super::exec::exec, super::exec::exec_ws, super::logs::logs,
         super::images::list, super::images::show, super::images::delete, super::images::import, super::images::pull,
+        super::keys::list, super::keys::add, super::keys::remove,
+        super::ssh::info, super::ssh::tunnel, super::ssh::open,
     ),
     components(schemas(
         api::ErrorBody, api::ErrorDetail, api::ErrorCode, api::Health, api::CreateDevbox, api::Devbox,
         api::ExecRequest, api::ExecResponse, api::ExecClientMsg, api::ExecServerMsg, api::Image,
         api::PullRequest, api::ProgressEvent, api::LayerInfo, api::UpdateDevbox, api::CommandStatus,
         devbox_model::Resources, devbox_model::State,
+        api::SshKey, api::AddSshKey, api::SshInfo, api::Ide, api::IdeLink,
     )),
     modifiers(&BearerAuth)
 )]
@@ -58,6 +61,11 @@ mod tests {
             "/api/v1/devboxes/{name}/stop",
             "/api/v1/devboxes/{name}/restart",
             "/api/v1/devboxes/{name}/exec",
+            "/api/v1/keys",
+            "/api/v1/keys/{id}",
+            "/api/v1/ssh",
+            "/api/v1/devboxes/{name}/ssh",
+            "/api/v1/devboxes/{name}/open",
             "/api/v1/devboxes/{name}/exec/ws",
             "/api/v1/devboxes/{name}/logs",
             "/api/v1/images",

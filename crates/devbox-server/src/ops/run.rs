@@ -33,7 +33,8 @@ pub(crate) async fn start(state: &AppState, devbox: &DevboxRecord) -> OpResult<D
         .await?;
     let result = async {
         let image = state.images.resolve_digest(&starting.image_digest).await?;
-        let (spec, applied) = start_spec(&starting, &image);
+        let (mut spec, applied) = start_spec(&starting, &image);
+        spec.agent = Some(state.agent_secret.keys_for(&starting.id));
         let started = state.runtime.start(&spec, &state.images).await?;
         state
             .store

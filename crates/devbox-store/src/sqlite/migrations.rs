@@ -93,6 +93,21 @@ CREATE INDEX repository_manifests_by_digest ON repository_manifests(digest);
 INSERT INTO repository_manifests (repository, digest, created_at)
     SELECT repository, digest, MIN(updated_at) FROM tags GROUP BY repository, digest;
 "#,
+    // SSH public keys, each owned by the caller that registered it; a key
+    // (by its fingerprint) belongs to one owner only, so a login names
+    // exactly one.
+    r#"
+CREATE TABLE ssh_keys (
+    id          TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    algorithm   TEXT NOT NULL,
+    public_key  TEXT NOT NULL,
+    fingerprint TEXT NOT NULL UNIQUE,
+    created_at  TEXT NOT NULL
+);
+CREATE INDEX ssh_keys_by_owner ON ssh_keys(owner);
+"#,
 ];
 
 /// Runs the migrations the database has not run yet, each in its own

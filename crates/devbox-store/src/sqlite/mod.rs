@@ -8,6 +8,7 @@
 
 mod devboxes;
 mod images;
+mod keys;
 mod migrations;
 mod tokens;
 

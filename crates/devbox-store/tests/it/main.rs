@@ -2,6 +2,7 @@
 
 mod devboxes;
 mod images;
+mod keys;
 mod migrations;
 mod support;
 mod tokens;

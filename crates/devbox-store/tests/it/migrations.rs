@@ -101,5 +101,5 @@ async fn a_database_of_the_first_schema_opens_and_keeps_its_rows() {
         .unwrap()
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }

@@ -73,6 +73,8 @@ pub struct Server {
     pub data: tempfile::TempDir,
     pub url: String,
     pub listen: String,
+    /// The SSH gateway's address.
+    pub ssh_listen: String,
     pub subnet: String,
     pub gateway: String,
     pub bridge: String,
@@ -147,6 +149,7 @@ impl Server {
                 .unwrap(),
             url: format!("http://{listen}"),
             listen,
+            ssh_listen: format!("127.0.0.1:{}", free_port()),
             subnet: format!("10.79.{n}.0/24"),
             gateway: format!("10.79.{n}.1"),
             bridge: format!("dbxe2e{n}"),
@@ -177,6 +180,8 @@ impl Server {
                 &self.subnet,
                 "--bridge",
                 &self.bridge,
+                "--ssh-listen",
+                &self.ssh_listen,
             ])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -10,4 +10,5 @@ mod pty;
 mod pull;
 mod reconcile;
 mod restart;
+mod ssh;
 mod update;
