@@ -142,6 +142,10 @@ pub struct Devbox {
     pub pending: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the devbox was last used over SSH, its tunnel or an exec, as
+    /// far as the server knows (listing and showing devboxes tell it).
+    #[serde(default)]
+    pub last_activity: Option<DateTime<Utc>>,
 }
 
 /// How the startup command of a devbox is doing.

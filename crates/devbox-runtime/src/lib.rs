@@ -12,6 +12,7 @@
 //! with what. Every mount, and the one `unsafe` call (registering a terminal
 //! with tokio), is in the `sys` module.
 
+mod activity;
 mod addresses;
 mod agent;
 mod agent_keys;
@@ -40,6 +41,7 @@ mod stub;
 mod sys;
 mod users;
 
+pub use activity::AgentActivity;
 pub use agent::AGENT;
 pub use agent_keys::AgentKeys;
 pub use bundle::{

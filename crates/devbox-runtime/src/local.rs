@@ -34,8 +34,8 @@ use crate::runtime::{
 };
 use crate::stub::{self, StubError};
 use crate::{
-    agent, agent_keys, cgroup, changes, command_status, connect, hostfiles, logs, overlay, shim,
-    sys, users,
+    activity, agent, agent_keys, cgroup, changes, command_status, connect, hostfiles, logs,
+    overlay, shim, sys, users,
 };
 
 /// How long a container may take to die after SIGKILL.
@@ -584,6 +584,7 @@ impl Runtime for LocalRuntime {
             state,
             oom_kills,
             command: command_status::read(&p.run()),
+            activity: activity::read(&p.run()),
         })
     }
 

@@ -131,6 +131,9 @@ pub struct ContainerStatus {
     pub oom_kills: u64,
     /// The startup command of the current (or last) run, when it has one.
     pub command: Option<CommandStatus>,
+    /// SSH activity the devbox's agent reported in its current (or last)
+    /// run, when it did.
+    pub activity: Option<crate::AgentActivity>,
 }
 
 impl ContainerStatus {
@@ -140,6 +143,7 @@ impl ContainerStatus {
             state: ContainerState::Absent,
             oom_kills: 0,
             command: None,
+            activity: None,
         }
     }
 }

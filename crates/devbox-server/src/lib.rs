@@ -5,6 +5,7 @@
 //! types, and it drives devboxes only through the `Runtime` trait: this file
 //! is the one place that names the local runtime.
 
+mod activity;
 mod api;
 mod auth;
 mod datadir;
@@ -106,6 +107,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         tmp_dir,
         agent_secret,
         gateway: Default::default(),
+        activity: Default::default(),
     };
     reconcile::at_boot(&state)
         .await

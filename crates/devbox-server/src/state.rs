@@ -26,4 +26,6 @@ pub struct AppState {
     /// The SSH gateway, once it listens; the HTTPS tunnel serves its
     /// streams.
     pub gateway: Arc<std::sync::OnceLock<crate::ssh::Gateway>>,
+    /// When each devbox was last used.
+    pub activity: Arc<crate::activity::ActivityLog>,
 }

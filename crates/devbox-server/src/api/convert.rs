@@ -40,6 +40,16 @@ pub fn devbox(d: DevboxRecord) -> Devbox {
         pending,
         created_at: d.created_at,
         updated_at: d.updated_at,
+        last_activity: None,
+    }
+}
+
+/// The API's view of a devbox, with when it was last used.
+pub fn devbox_with_activity(d: DevboxRecord, log: &crate::activity::ActivityLog) -> Devbox {
+    let last = log.last(&d.id);
+    Devbox {
+        last_activity: last,
+        ..devbox(d)
     }
 }
 

@@ -35,7 +35,11 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Vec<Devbox>>> {
     let all = ops::read::list(&state, &caller).await?;
-    Ok(Json(all.into_iter().map(convert::devbox).collect()))
+    Ok(Json(
+        all.into_iter()
+            .map(|d| convert::devbox_with_activity(d, &state.activity))
+            .collect(),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/devboxes", request_body = CreateDevbox,
@@ -58,7 +62,7 @@ pub async fn show(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Devbox>> {
     let devbox = ops::read::get(&state, &caller, &devbox_name(&name)?).await?;
-    Ok(Json(convert::devbox(devbox)))
+    Ok(Json(convert::devbox_with_activity(devbox, &state.activity)))
 }
 
 #[utoipa::path(patch, path = "/api/v1/devboxes/{name}", params(("name" = String, Path)), request_body = UpdateDevbox,

@@ -62,5 +62,6 @@ pub(crate) async fn finish(
         return Err(err);
     }
     state.store.delete_devbox(&deleting.id).await?;
+    state.activity.forget(&deleting.id);
     Ok(())
 }

@@ -77,6 +77,7 @@ pub async fn connect(state: &AppState, caller: &Caller, name: &DevboxName) -> Op
             Err(e) => return Err(OpError::runtime(&devbox.name, devbox.state)(e)),
         }
     };
+    state.activity.touch(&devbox.id);
     Ok(AgentLink {
         devbox,
         stream,

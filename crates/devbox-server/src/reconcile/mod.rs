@@ -179,6 +179,12 @@ async fn record_progress(
     devbox: &DevboxRecord,
     status: &ContainerStatus,
 ) -> OpResult<()> {
+    if let Some(a) = &status.activity {
+        state.activity.note(&devbox.id, a.last_activity);
+        if a.busy() {
+            state.activity.touch(&devbox.id);
+        }
+    }
     let command = status.command.as_ref().or(devbox.command_status.as_ref());
     if status.oom_kills != devbox.oom_kills || command != devbox.command_status.as_ref() {
         state
@@ -244,6 +250,7 @@ mod tests {
             state,
             oom_kills,
             command: None,
+            activity: None,
         }
     }
 

@@ -111,6 +111,7 @@ impl Runtime for AgentRuntime {
             state: ContainerState::Running { pid: 1 },
             oom_kills: 0,
             command: None,
+            activity: None,
         })
     }
     async fn remove(&self, _: &DevboxId) -> Result<(), RuntimeError> {
@@ -225,6 +226,7 @@ async fn fixture() -> Fixture {
         tmp_dir: dir.join("tmp"),
         agent_secret: AgentSecret::from_bytes([5; 32]),
         gateway: Default::default(),
+        activity: Default::default(),
     };
     let caller = Caller {
         token_name: "admin".into(),

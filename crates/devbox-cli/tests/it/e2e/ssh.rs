@@ -124,6 +124,11 @@ fn the_gateway_wakes_the_devbox_and_serves_exec_with_exit_codes_and_stderr() {
     assert!(err.contains("devbox: starting dev"), "{err}");
     let shown = s.json(&["show", "dev", "--json"]);
     assert_eq!(shown["state"], "running");
+    // The login counts as activity, and `ls` shows it.
+    assert!(shown["last_activity"].is_string(), "{shown}");
+    let ls = s.ok(&["ls"]);
+    assert!(ls.lines().next().unwrap().contains("ACTIVE"), "{ls}");
+    assert!(ls.lines().nth(1).unwrap().contains(" ago "), "{ls}");
 
     // 100 MiB of standard input arrive whole, and its end closes the input.
     let data = noise(100 << 20);
