@@ -1,7 +1,12 @@
 //! Command-line parsing for the agent's two modes.
 //!
-//! - init (the default): `devbox-agent [--status-dir DIR] [-- COMMAND [ARG...]]`,
-//!   where everything after `--` is the startup command;
+//! - init (the default): `devbox-agent [--status-dir DIR] [--user UID:GID[:GID,...]]
+//!   [--ssh-listen ADDR --ssh-keys DIR] [-- COMMAND [ARG...]]`, where
+//!   everything after `--` is the startup command;
+//! - ssh: `devbox-agent ssh --listen ADDR --keys DIR [--status-dir DIR]`, the SSH server that
+//!   init starts (and restarts) in a process of its own;
+//! - sftp-server: `devbox-agent sftp-server`, one SFTP session on standard
+//!   input and output, run as the login user by the SSH server;
 //! - shim: `devbox-agent shim --runc BIN --root DIR --id ID --bundle DIR
 //!   --runc-log FILE --pid-file FILE --console FILE --console-max BYTES
 //!   --exit-file FILE --lock-file FILE [--oom-file FILE]`.
@@ -12,13 +17,16 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Where the agent reports its startup command unless told otherwise: the
 /// directory the runtime bind-mounts read-write into every devbox.
 pub const STATUS_DIR: &str = "/.devbox/run";
 
-const INIT_USAGE: &str = "devbox-agent [--status-dir DIR] [-- COMMAND [ARG...]]";
+const INIT_USAGE: &str = "devbox-agent [--status-dir DIR] [--user UID:GID[:GID,...]] \
+     [--ssh-listen ADDR --ssh-keys DIR] [-- COMMAND [ARG...]]";
+const SSH_USAGE: &str = "devbox-agent ssh --listen ADDR --keys DIR [--status-dir DIR]";
 const SHIM_USAGE: &str = "devbox-agent shim --runc BIN --root DIR --id ID --bundle DIR \
      --runc-log FILE --pid-file FILE --console FILE --console-max BYTES --exit-file FILE \
      --lock-file FILE [--oom-file FILE]";
@@ -43,6 +51,53 @@ pub enum Mode {
     Init(InitArgs),
     /// Supervise a container from the host.
     Shim(ShimArgs),
+    /// Serve SSH inside the devbox.
+    Ssh(SshArgs),
+    /// Serve one SFTP session on standard input and output.
+    SftpServer,
+}
+
+/// The user a process runs as, in numbers: the runtime resolves names
+/// against the image's `/etc/passwd` and `/etc/group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Ids {
+    pub const ROOT: Ids = Ids {
+        uid: 0,
+        gid: 0,
+        groups: Vec::new(),
+    };
+
+    /// Parses `UID:GID` or `UID:GID:GID,GID,...`.
+    pub fn parse(s: &str) -> Option<Ids> {
+        let mut parts = s.splitn(3, ':');
+        let uid = parts.next()?.parse().ok()?;
+        let gid = parts.next()?.parse().ok()?;
+        let groups = match parts.next() {
+            None | Some("") => Vec::new(),
+            Some(g) => g
+                .split(',')
+                .map(|g| g.parse().ok())
+                .collect::<Option<Vec<u32>>>()?,
+        };
+        Some(Ids { uid, gid, groups })
+    }
+}
+
+/// Where the SSH server listens and finds its keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshArgs {
+    pub listen: SocketAddr,
+    /// Holds `host_key` (the server's OpenSSH private key) and
+    /// `authorized_keys` (the one client key it accepts).
+    pub keys: PathBuf,
+    /// Where the server reports its activity, if anywhere.
+    pub status_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -51,6 +106,11 @@ pub struct InitArgs {
     pub status_dir: PathBuf,
     /// The startup command, or `None` when the agent should only wait.
     pub command: Option<Vec<OsString>>,
+    /// Who the startup command runs as (the agent itself stays who it
+    /// is); `None`: as the agent.
+    pub user: Option<Ids>,
+    /// The SSH server to start and keep running, if any.
+    pub ssh: Option<SshArgs>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -81,6 +141,20 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Mode, UsageErro
         args.next();
         return parse_shim(args).map(Mode::Shim);
     }
+    if args.peek().is_some_and(|a| a == "ssh") {
+        args.next();
+        return parse_ssh(args).map(Mode::Ssh);
+    }
+    if args.peek().is_some_and(|a| a == "sftp-server") {
+        args.next();
+        if let Some(a) = args.next() {
+            return Err(UsageError {
+                problem: format!("unexpected argument {a:?}"),
+                usage: "devbox-agent sftp-server",
+            });
+        }
+        return Ok(Mode::SftpServer);
+    }
     parse_init(args).map(Mode::Init)
 }
 
@@ -100,28 +174,100 @@ fn shim_err(problem: String) -> UsageError {
 
 fn parse_init(mut args: impl Iterator<Item = OsString>) -> Result<InitArgs, UsageError> {
     let mut status_dir: Option<PathBuf> = None;
+    let mut user: Option<Ids> = None;
+    let mut listen: Option<SocketAddr> = None;
+    let mut keys: Option<PathBuf> = None;
+    let mut command = None;
     while let Some(arg) = args.next() {
         if arg == "--" {
-            let command: Vec<OsString> = args.collect();
-            return Ok(InitArgs {
-                status_dir: status_dir.unwrap_or_else(|| STATUS_DIR.into()),
-                command: (!command.is_empty()).then_some(command),
-            });
+            let rest: Vec<OsString> = args.by_ref().collect();
+            command = (!rest.is_empty()).then_some(rest);
+            break;
         }
-        if arg == "--status-dir" && status_dir.is_none() {
-            let dir = args
-                .next()
+        let mut value = |name: &str| {
+            args.next()
                 .filter(|d| !d.is_empty())
-                .ok_or_else(|| init_err("--status-dir needs a directory".into()))?;
-            status_dir = Some(dir.into());
-            continue;
+                .ok_or_else(|| init_err(format!("{name} needs a value")))
+        };
+        if arg == "--status-dir" && status_dir.is_none() {
+            status_dir = Some(value("--status-dir")?.into());
+        } else if arg == "--user" && user.is_none() {
+            let v = value("--user")?;
+            user = Some(
+                v.to_str()
+                    .and_then(Ids::parse)
+                    .ok_or_else(|| init_err(format!("--user {v:?} is not UID:GID[:GID,...]")))?,
+            );
+        } else if arg == "--ssh-listen" && listen.is_none() {
+            let v = value("--ssh-listen")?;
+            listen = Some(
+                v.to_str()
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| init_err(format!("--ssh-listen {v:?} is not ADDRESS:PORT")))?,
+            );
+        } else if arg == "--ssh-keys" && keys.is_none() {
+            keys = Some(value("--ssh-keys")?.into());
+        } else {
+            return Err(init_err(format!("unexpected argument {arg:?}")));
         }
-        return Err(init_err(format!("unexpected argument {arg:?}")));
     }
+    let ssh = match (listen, keys) {
+        (Some(listen), Some(keys)) => Some(SshArgs {
+            listen,
+            keys,
+            status_dir: None,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(init_err(
+                "--ssh-listen and --ssh-keys go together".to_owned(),
+            ));
+        }
+    };
     Ok(InitArgs {
         status_dir: status_dir.unwrap_or_else(|| STATUS_DIR.into()),
-        command: None,
+        command,
+        user,
+        ssh,
     })
+}
+
+fn parse_ssh(mut args: impl Iterator<Item = OsString>) -> Result<SshArgs, UsageError> {
+    let err = |problem: String| UsageError {
+        problem,
+        usage: SSH_USAGE,
+    };
+    let mut listen: Option<SocketAddr> = None;
+    let mut keys: Option<PathBuf> = None;
+    let mut status_dir: Option<PathBuf> = None;
+    while let Some(arg) = args.next() {
+        let value = args
+            .next()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| err(format!("{arg:?} needs a value")))?;
+        if arg == "--listen" && listen.is_none() {
+            listen = Some(
+                value
+                    .to_str()
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| err(format!("--listen {value:?} is not ADDRESS:PORT")))?,
+            );
+        } else if arg == "--keys" && keys.is_none() {
+            keys = Some(value.into());
+        } else if arg == "--status-dir" && status_dir.is_none() {
+            status_dir = Some(value.into());
+        } else {
+            return Err(err(format!("unexpected argument {arg:?}")));
+        }
+    }
+    match (listen, keys) {
+        (Some(listen), Some(keys)) => Ok(SshArgs {
+            listen,
+            keys,
+            status_dir,
+        }),
+        _ => Err(err("--listen and --keys are both needed".to_owned())),
+    }
 }
 
 /// The options of shim mode, in the order of [`SHIM_USAGE`].
@@ -209,7 +355,7 @@ mod tests {
     fn init(v: &[&str]) -> Result<InitArgs, UsageError> {
         match parse(os(v))? {
             Mode::Init(a) => Ok(a),
-            Mode::Shim(a) => panic!("parsed as a shim: {a:?}"),
+            other => panic!("not init: {other:?}"),
         }
     }
 
@@ -230,6 +376,50 @@ mod tests {
         assert!(init(&["--status-dir"]).is_err());
         assert!(init(&["--status-dir", ""]).is_err());
         assert!(init(&["--status-dir", "/a", "--status-dir", "/b"]).is_err());
+    }
+
+    #[test]
+    fn the_user_and_the_ssh_server_are_read() {
+        let a = init(&[
+            "--user",
+            "1000:100:10,999",
+            "--ssh-listen",
+            "127.0.0.1:22022",
+            "--ssh-keys",
+            "/.devbox/keys",
+            "--",
+            "sleep",
+            "1",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.user,
+            Some(Ids {
+                uid: 1000,
+                gid: 100,
+                groups: vec![10, 999]
+            })
+        );
+        let ssh = a.ssh.unwrap();
+        assert_eq!(ssh.listen.port(), 22022);
+        assert_eq!(ssh.keys, PathBuf::from("/.devbox/keys"));
+        assert_eq!(init(&[]).unwrap().user, None);
+        assert!(init(&["--user", "dev"]).is_err());
+        assert!(init(&["--ssh-listen", "127.0.0.1:1"]).is_err());
+        assert!(init(&["--ssh-listen", "nowhere", "--ssh-keys", "/k"]).is_err());
+    }
+
+    #[test]
+    fn ssh_and_sftp_modes_are_strict() {
+        let Mode::Ssh(a) = parse(os(&["ssh", "--listen", "127.0.0.1:2", "--keys", "/k"])).unwrap()
+        else {
+            panic!("not ssh")
+        };
+        assert_eq!(a.keys, PathBuf::from("/k"));
+        assert!(parse(os(&["ssh", "--listen", "127.0.0.1:2"])).is_err());
+        assert!(parse(os(&["ssh", "--keys", "/k", "--keys", "/j"])).is_err());
+        assert_eq!(parse(os(&["sftp-server"])).unwrap(), Mode::SftpServer);
+        assert!(parse(os(&["sftp-server", "-e"])).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitOptions};
 
-use crate::args::InitArgs;
+use crate::args::{Ids, InitArgs, SshArgs};
 use crate::record::{CommandStatus, write_atomic};
 use crate::status::{describe, shell_code};
 use crate::sys::{self, SignalSet};
@@ -19,6 +19,78 @@ use crate::sys::{self, SignalSet};
 /// terminate. The runtime applies its own grace period and kills the whole
 /// devbox after it, so this only bounds a stop the runtime is not watching.
 const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// The shortest and longest wait before the SSH server is started again.
+const SSH_RESTART_MIN: Duration = Duration::from_secs(1);
+const SSH_RESTART_MAX: Duration = Duration::from_secs(30);
+
+/// An SSH server that ran this long is taken to have worked, and the next
+/// restart waits the shortest time again.
+const SSH_HEALTHY: Duration = Duration::from_secs(10);
+
+/// The SSH server process: started, watched, and started again when it
+/// ends, waiting longer each time it ends soon after its start.
+#[derive(Debug)]
+struct SshServer {
+    args: SshArgs,
+    pid: Option<Pid>,
+    started: Instant,
+    next_start: Instant,
+    backoff: Duration,
+}
+
+impl SshServer {
+    fn new(mut args: SshArgs, status_dir: &Path) -> Self {
+        args.status_dir = Some(status_dir.to_owned());
+        let now = Instant::now();
+        SshServer {
+            args,
+            pid: None,
+            started: now,
+            next_start: now,
+            backoff: SSH_RESTART_MIN,
+        }
+    }
+
+    /// Starts the server when it is due.
+    fn ensure(&mut self) {
+        let now = Instant::now();
+        if self.pid.is_some() || now < self.next_start {
+            return;
+        }
+        let mut cmd = Command::new("/proc/self/exe");
+        cmd.arg0("devbox-agent")
+            .arg("ssh")
+            .arg("--listen")
+            .arg(self.args.listen.to_string())
+            .arg("--keys")
+            .arg(&self.args.keys);
+        if let Some(dir) = &self.args.status_dir {
+            cmd.arg("--status-dir").arg(dir);
+        }
+        cmd.process_group(0);
+        sys::unblock_signals_in_child(&mut cmd);
+        self.started = now;
+        match cmd.spawn() {
+            Ok(child) => self.pid = Some(Pid::from_child(&child)),
+            Err(e) => {
+                eprintln!("devbox-agent: cannot start the SSH server: {e}");
+                self.ended(now);
+            }
+        }
+    }
+
+    /// Notes that the server ended (or did not start) and when to start it
+    /// again.
+    fn ended(&mut self, now: Instant) {
+        self.pid = None;
+        if now.duration_since(self.started) >= SSH_HEALTHY {
+            self.backoff = SSH_RESTART_MIN;
+        }
+        self.next_start = now + self.backoff;
+        self.backoff = (self.backoff * 2).min(SSH_RESTART_MAX);
+    }
+}
 
 /// Where the startup command's state is written, for the runtime to read.
 #[derive(Debug)]
@@ -62,18 +134,28 @@ pub fn run(args: InitArgs) -> io::Result<()> {
         rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
     }
     let mut status = StatusFile::new(&args.status_dir);
-    let mut child = args.command.and_then(|c| spawn(&c, &mut status));
+    let mut ssh = args.ssh.map(|a| SshServer::new(a, &args.status_dir));
+    let mut child = args
+        .command
+        .and_then(|c| spawn(&c, args.user.as_ref(), &mut status));
     loop {
+        if let Some(ssh) = ssh.as_mut() {
+            ssh.ensure();
+        }
         match signals.wait(Duration::from_secs(1)) {
             Some(sig) if sig == libc::SIGTERM || sig == libc::SIGINT => {
                 eprintln!("devbox-agent: stopping");
+                if !pid1 && let Some(pid) = ssh.as_ref().and_then(|s| s.pid) {
+                    // As PID 1 the signal to every process reaches it too.
+                    let _ = rustix::process::kill_process(pid, Signal::TERM);
+                }
                 stop(&signals, pid1, &mut child, &mut status);
                 return Ok(());
             }
             // SIGCHLD, or a timeout: reaping on a timer too means a child that
             // ends while the previous SIGCHLD is still pending is never missed.
             _ => {
-                reap(&mut child, &mut status);
+                reap(&mut child, &mut status, ssh.as_mut());
             }
         }
     }
@@ -81,11 +163,22 @@ pub fn run(args: InitArgs) -> io::Result<()> {
 
 /// Starts the startup command in its own process group, with the agent's
 /// standard streams and environment.
-fn spawn(command: &[OsString], status: &mut StatusFile) -> Option<Pid> {
+fn spawn(command: &[OsString], user: Option<&Ids>, status: &mut StatusFile) -> Option<Pid> {
     let (program, args) = command.split_first()?;
     let mut cmd = Command::new(program);
     cmd.args(args).process_group(0);
-    sys::unblock_signals_in_child(&mut cmd);
+    match user {
+        Some(ids) => sys::become_in_child(
+            &mut cmd,
+            sys::Become {
+                uid: ids.uid,
+                gid: ids.gid,
+                groups: ids.groups.clone(),
+                terminal: false,
+            },
+        ),
+        None => sys::unblock_signals_in_child(&mut cmd),
+    }
     match cmd.spawn() {
         Ok(child) => {
             status.write(&CommandStatus::Running);
@@ -100,11 +193,21 @@ fn spawn(command: &[OsString], status: &mut StatusFile) -> Option<Pid> {
     }
 }
 
-/// Collects every child that has ended, reporting the startup command's end.
-fn reap(child: &mut Option<Pid>, status: &mut StatusFile) -> bool {
+/// Collects every child that has ended, reporting the startup command's end
+/// and noting the SSH server's.
+fn reap(child: &mut Option<Pid>, status: &mut StatusFile, mut ssh: Option<&mut SshServer>) -> bool {
     loop {
         match rustix::process::wait(WaitOptions::NOHANG) {
             Ok(Some((pid, ended))) => {
+                if let Some(ssh) = ssh.as_deref_mut()
+                    && ssh.pid == Some(pid)
+                {
+                    eprintln!(
+                        "devbox-agent: the SSH server {}; starting it again",
+                        describe(ended.as_raw())
+                    );
+                    ssh.ended(Instant::now());
+                }
                 if Some(pid) == *child {
                     let raw = ended.as_raw();
                     eprintln!("devbox-agent: command {}", describe(raw));
@@ -140,7 +243,7 @@ fn stop(signals: &SignalSet, pid1: bool, child: &mut Option<Pid>, status: &mut S
     }
     let deadline = Instant::now() + STOP_WAIT;
     while Instant::now() < deadline {
-        let has_children = reap(child, status);
+        let has_children = reap(child, status, None);
         let others = if pid1 {
             others_alive().unwrap_or(has_children)
         } else {

@@ -18,15 +18,23 @@
 //! binary serves both because it is already static and installed by the
 //! runtime.
 //!
-//! Usage: `devbox-agent [--status-dir DIR] [-- COMMAND [ARG...]]`, or
-//! `devbox-agent shim OPTIONS` (see [`args`]).
+//! Init also starts the devbox's SSH server ([`ssh`]) in a process of its
+//! own, and starts it again whenever it ends, so a fault in the SSH code
+//! never takes PID 1 down; the SSH server runs the SFTP server ([`sftp`])
+//! as a process of the login user.
+//!
+//! Usage: `devbox-agent [--status-dir DIR] [--user IDS] [--ssh-listen ADDR
+//! --ssh-keys DIR] [-- COMMAND [ARG...]]`, `devbox-agent ssh OPTIONS`,
+//! `devbox-agent sftp-server`, or `devbox-agent shim OPTIONS` (see [`args`]).
 
 mod args;
 mod console;
 mod init;
 mod oom;
 mod record;
+mod sftp;
 mod shim;
+mod ssh;
 mod status;
 mod sys;
 
@@ -44,6 +52,20 @@ fn main() -> ExitCode {
         args::Mode::Shim(args) => {
             ExitCode::from(u8::try_from(shim::run(&args).clamp(0, 255)).unwrap_or(u8::MAX))
         }
+        args::Mode::Ssh(args) => match ssh::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("devbox-agent ssh: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        args::Mode::SftpServer => match sftp::run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("devbox-agent sftp-server: {e}");
+                ExitCode::FAILURE
+            }
+        },
         args::Mode::Init(args) => match init::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -134,3 +134,69 @@ pub fn close_inherited() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Who a child process becomes between fork and exec.
+#[derive(Debug, Clone)]
+pub struct Become {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+    /// Start a new session and make standard input (a terminal's replica)
+    /// its controlling terminal, as a login on a terminal has.
+    pub terminal: bool,
+}
+
+/// Makes `cmd` run as `who`: supplementary groups, group and user are set
+/// in that order (each step needs the privilege the next one gives up), and
+/// with a terminal, the process leads a new session on it. Dropping root
+/// this way also clears the process's effective and permitted
+/// capabilities, as a `runc exec` as that user has them.
+#[allow(unsafe_code)]
+pub fn become_in_child(cmd: &mut std::process::Command, who: Become) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: setsid, ioctl, setgroups,
+    // setgid, setuid, sigemptyset and sigprocmask are, and the group list
+    // was allocated before the fork, so nothing is allocated here.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+            if libc::sigemptyset(set.as_mut_ptr()) != 0
+                || libc::sigprocmask(libc::SIG_SETMASK, set.as_ptr(), std::ptr::null_mut()) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if who.terminal {
+                if libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if libc::getuid() == 0 {
+                if libc::setgroups(who.groups.len(), who.groups.as_ptr()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::setgid(who.gid) != 0 || libc::setuid(who.uid) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::getuid() != who.uid {
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
+            Ok(())
+        })
+    };
+}
+
+/// Registers a non-blocking descriptor with the tokio reactor.
+#[allow(unsafe_code)]
+pub fn async_fd(
+    fd: std::os::fd::OwnedFd,
+) -> io::Result<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>> {
+    // SAFETY: tokio requires the descriptor to stay open and to be the same
+    // one for the whole life of the `AsyncFd`. An `OwnedFd` owns its
+    // descriptor, closes it only when dropped (which happens when the
+    // `AsyncFd` is), and always returns the same number from `as_raw_fd`.
+    unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(io::Error::from)
+}

@@ -57,6 +57,16 @@ impl Client {
         Ok(Self { http, base, token })
     }
 
+    /// The server's URL, as given.
+    pub fn base_url(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    /// The API token, when one was found.
+    pub fn token(&self) -> Option<&str> {
+        self.token.value.as_deref()
+    }
+
     /// `BASE/api/v1/<segments...>`, each segment percent-encoded as one path
     /// segment, so an image reference with `/` and `:` stays one segment.
     pub fn api_url(&self, segments: &[&str]) -> Url {

@@ -22,7 +22,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use client::{Client, error};
-use commands::{commit, devbox, diff, exec, gc, image, lifecycle, logs, server, update};
+use commands::{
+    commit, devbox, diff, exec, gc, image, key, lifecycle, logs, open, server, ssh, update,
+};
 use connection::{Connection, On, RootConnection};
 use devbox_model::Operation;
 
@@ -98,6 +100,23 @@ enum Command {
     Diff(On<diff::DiffArgs>),
     /// Reclaim the storage of expired commits and of what nothing uses.
     Gc(On<gc::GcArgs>),
+    /// Manage the SSH public keys that log in to your devboxes: add, ls, rm.
+    Key(KeyArgs),
+    /// Log in to a devbox with OpenSSH through the HTTPS API (no SSH port needed).
+    Ssh(On<ssh::SshArgs>),
+    /// Print OpenSSH Host entries for your devboxes and write the gateway's host key.
+    SshConfig(On<ssh::SshConfigArgs>),
+    /// Print (and open where possible) the link that opens a devbox in an IDE.
+    Open(On<open::OpenArgs>),
+}
+
+/// `key` and its subcommands, with the connection flags at this level.
+#[derive(Debug, Args)]
+struct KeyArgs {
+    #[command(subcommand)]
+    command: key::KeyCommand,
+    #[command(flatten)]
+    conn: Connection,
 }
 
 /// `image` and its subcommands, with the connection flags at this level so
@@ -161,6 +180,10 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Rollback(a) => commit::rollback(&client(&a.conn)?, a.args).await,
         Command::Diff(a) => diff::run(&client(&a.conn)?, a.args).await,
         Command::Gc(a) => gc::run(&client(&a.conn)?, a.args).await,
+        Command::Key(a) => key::run(&client(&a.conn)?, a.command).await,
+        Command::Ssh(a) => ssh::run(&client(&a.conn)?, a.args).await,
+        Command::SshConfig(a) => ssh::config(&client(&a.conn)?, a.args).await,
+        Command::Open(a) => open::run(&client(&a.conn)?, a.args).await,
     }
 }
 

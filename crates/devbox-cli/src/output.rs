@@ -152,13 +152,15 @@ pub fn devbox_table(devboxes: &[Devbox], now: DateTime<Utc>) -> String {
                 d.resources.memory.to_string(),
                 or_dash(&d.ip),
                 age(d.created_at, now),
+                d.last_activity
+                    .map_or_else(|| "-".to_owned(), |t| age(t, now)),
                 notes(d),
             ]
         })
         .collect();
     table(
         &[
-            "NAME", "STATE", "IMAGE", "CPUS", "MEMORY", "IP", "CREATED", "NOTES",
+            "NAME", "STATE", "IMAGE", "CPUS", "MEMORY", "IP", "CREATED", "ACTIVE", "NOTES",
         ],
         &rows,
     )
@@ -403,6 +405,7 @@ mod tests {
             ip: ip.into(),
             created_at: t(created),
             updated_at: t(created),
+            last_activity: (created == 0).then(|| t(250)),
         }
     }
 
@@ -415,15 +418,15 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
             lines[0],
-            "NAME   STATE     IMAGE       CPUS   MEMORY   IP          CREATED   NOTES"
+            "NAME   STATE     IMAGE       CPUS   MEMORY   IP          CREATED   ACTIVE    NOTES"
         );
         assert_eq!(
             lines[1],
-            "web    running   busybox:1   1      1GiB     10.77.0.2   4m ago    -"
+            "web    running   busybox:1   1      1GiB     10.77.0.2   4m ago    30s ago   -"
         );
         assert_eq!(
             lines[2],
-            "db     running   busybox:1   1      1GiB     -           3m ago    -"
+            "db     running   busybox:1   1      1GiB     -           3m ago    -         -"
         );
     }
 

@@ -166,6 +166,10 @@ pub struct Devbox {
     pub commit_exclude: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When the devbox was last used over SSH, its tunnel or an exec, as
+    /// far as the server knows (listing and showing devboxes tell it).
+    #[serde(default)]
+    pub last_activity: Option<DateTime<Utc>>,
 }
 
 /// How the startup command of a devbox is doing.
@@ -542,6 +546,74 @@ pub struct PushRequest {
     /// Use plain HTTP (and accept any certificate) for the destination.
     #[serde(default)]
     pub insecure: bool,
+}
+
+/// A registered SSH public key (`GET /api/v1/keys`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SshKey {
+    /// Short ID for `devbox key rm`.
+    pub id: String,
+    pub name: String,
+    /// OpenSSH algorithm name, e.g. `ssh-ed25519`.
+    pub algorithm: String,
+    /// `SHA256:...`, as `ssh-keygen -l` prints it.
+    pub fingerprint: String,
+    /// The key in OpenSSH's one-line format.
+    pub public_key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Body of `POST /api/v1/keys`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddSshKey {
+    /// One line of a `.pub` file: ed25519, ecdsa, or rsa of at least 2048 bits.
+    pub public_key: String,
+    /// A name for the key; its comment when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// The SSH gateway (`GET /api/v1/ssh`): what `devbox ssh-config` writes
+/// into a known hosts file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SshInfo {
+    /// The gateway's host key in OpenSSH's one-line format.
+    pub host_key: String,
+    /// The port the gateway listens on.
+    pub port: u16,
+}
+
+/// An IDE that opens devboxes over SSH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Ide {
+    /// VS Code with Remote-SSH.
+    Vscode,
+    /// JetBrains Gateway.
+    Jetbrains,
+}
+
+/// Query of `GET /api/v1/devboxes/{name}/open`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+pub struct IdeQuery {
+    pub ide: Ide,
+}
+
+/// A link that opens a devbox in an IDE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct IdeLink {
+    pub ide: Ide,
+    /// `vscode://vscode-remote/ssh-remote+<host>/<workdir>` or
+    /// `jetbrains-gateway://connect#type=ssh&...`.
+    pub url: String,
+    /// The SSH host the IDE connects to: the `Host` entry of `devbox
+    /// ssh-config` for VS Code, the gateway for JetBrains Gateway.
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// The directory the IDE opens.
+    pub workdir: String,
 }
 
 #[cfg(test)]

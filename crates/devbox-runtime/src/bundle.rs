@@ -22,6 +22,13 @@ pub const AGENT_PATH: &str = "/.devbox/agent";
 /// Where the agent reports the startup command's state inside every devbox.
 pub const RUN_PATH: &str = "/.devbox/run";
 
+/// Where the agent finds its SSH keys inside every devbox.
+pub const KEYS_PATH: &str = "/.devbox/keys";
+
+/// The port the agent's SSH server listens on, on the loopback interface of
+/// the devbox's network namespace.
+pub const AGENT_SSH_PORT: u16 = 22022;
+
 /// What a mount target is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -61,6 +68,8 @@ pub(crate) enum Source {
     Etc(EtcFile),
     /// The devbox's status directory, read-write.
     Run,
+    /// The agent's keys, read-only.
+    Keys,
 }
 
 /// A path the runtime mounts onto the root filesystem of every devbox.
@@ -86,6 +95,11 @@ pub(crate) const TARGETS: &[Target] = &[
         path: ".devbox/run",
         kind: Kind::Dir,
         source: Source::Run,
+    },
+    Target {
+        path: ".devbox/keys",
+        kind: Kind::Dir,
+        source: Source::Keys,
     },
     Target {
         path: "etc/hosts",
@@ -163,6 +177,10 @@ pub(crate) struct BundleInput<'a> {
     pub etc: PathBuf,
     /// The devbox's status directory, mounted at [`RUN_PATH`].
     pub run: PathBuf,
+    /// The agent's keys, mounted at [`KEYS_PATH`].
+    pub keys: PathBuf,
+    /// Whether the agent serves SSH (the keys directory holds its keys).
+    pub ssh: bool,
     /// The named network namespace to join.
     pub netns: PathBuf,
     pub resources: &'a Resources,
@@ -378,6 +396,7 @@ fn mounts(input: &BundleInput<'_>) -> Result<Vec<Mount>, OciSpecError> {
             Source::Agent => m.push(bind(&dest, &input.agent, RO)?),
             Source::Etc(f) => m.push(bind(&dest, &input.etc.join(f.name()), RO)?),
             Source::Run => m.push(bind(&dest, &input.run, RW)?),
+            Source::Keys => m.push(bind(&dest, &input.keys, RO)?),
         }
     }
     Ok(m)
@@ -421,9 +440,31 @@ pub(crate) fn resources(r: &Resources) -> Result<oci_spec::runtime::LinuxResourc
 }
 
 /// The complete runc spec of a devbox.
-pub(crate) fn spec(input: &BundleInput<'_>) -> Result<Spec, OciSpecError> {
-    let mut args = vec![AGENT_PATH.to_owned(), "--".to_owned()];
+/// The init's arguments: the user its startup command runs as, the SSH
+/// server when the agent has keys, then the command.
+fn init_args(input: &BundleInput<'_>) -> Vec<String> {
+    let u = input.user;
+    let mut ids = format!("{}:{}", u.uid, u.gid);
+    if !u.additional_gids.is_empty() {
+        let groups: Vec<String> = u.additional_gids.iter().map(u32::to_string).collect();
+        ids = format!("{ids}:{}", groups.join(","));
+    }
+    let mut args = vec![AGENT_PATH.to_owned(), "--user".to_owned(), ids];
+    if input.ssh {
+        args.extend([
+            "--ssh-listen".to_owned(),
+            format!("127.0.0.1:{AGENT_SSH_PORT}"),
+            "--ssh-keys".to_owned(),
+            KEYS_PATH.to_owned(),
+        ]);
+    }
+    args.push("--".to_owned());
     args.extend(input.command.unwrap_or_default().iter().cloned());
+    args
+}
+
+pub(crate) fn spec(input: &BundleInput<'_>) -> Result<Spec, OciSpecError> {
+    let args = init_args(input);
     let env = environment(
         input.env,
         input.user,
@@ -459,7 +500,17 @@ pub(crate) fn spec(input: &BundleInput<'_>) -> Result<Spec, OciSpecError> {
                 .build()?,
         )
         .hostname(input.hostname.as_str())
-        .process(process(args, env, cwd, input.user, false, input.nofile)?)
+        // The agent is root, so it can start SSH logins and execs as any
+        // user; it starts the startup command as the image's user itself,
+        // which then holds what runc would have given it.
+        .process(process(
+            args,
+            env,
+            cwd,
+            &ResolvedUser::ROOT,
+            false,
+            input.nofile,
+        )?)
         .mounts(mounts(input)?)
         .linux(linux)
         .build()
@@ -486,6 +537,8 @@ mod tests {
             agent: "/r/bin/devbox-agent".into(),
             etc: "/r/devboxes/0123456789abcdef/etc".into(),
             run: "/r/devboxes/0123456789abcdef/run".into(),
+            keys: "/r/devboxes/0123456789abcdef/keys".into(),
+            ssh: true,
             netns: "/var/run/netns/devbox-0123456789abcdef".into(),
             resources: &resources,
             env: &env,
@@ -678,7 +731,19 @@ mod tests {
         let p = s.process().as_ref().unwrap();
         assert_eq!(
             p.args().as_ref().unwrap(),
-            &["/.devbox/agent", "--", "sh", "-c", "echo hi"]
+            &[
+                "/.devbox/agent",
+                "--user",
+                "0:0",
+                "--ssh-listen",
+                "127.0.0.1:22022",
+                "--ssh-keys",
+                "/.devbox/keys",
+                "--",
+                "sh",
+                "-c",
+                "echo hi"
+            ]
         );
         let env = p.env().as_ref().unwrap();
         assert_eq!(env[0], "FOO=bar");
@@ -692,14 +757,12 @@ mod tests {
         assert_eq!(p.terminal(), Some(false));
 
         let s = sample(&ResolvedUser::ROOT, None);
-        assert_eq!(
-            s.process().as_ref().unwrap().args().as_ref().unwrap(),
-            &["/.devbox/agent", "--"]
-        );
+        let args = s.process().as_ref().unwrap().args().clone().unwrap();
+        assert_eq!(args.last().map(String::as_str), Some("--"));
     }
 
     #[test]
-    fn a_non_root_user_holds_no_capabilities() {
+    fn the_agent_is_root_and_starts_the_command_as_the_images_user() {
         let user = ResolvedUser {
             uid: 1000,
             gid: 100,
@@ -708,6 +771,22 @@ mod tests {
         };
         let s = sample(&user, None);
         let p = s.process().as_ref().unwrap();
+        assert_eq!((p.user().uid(), p.user().gid()), (0, 0));
+        let args = p.args().as_ref().unwrap();
+        assert_eq!(&args[1..3], ["--user", "1000:100:10,999"]);
+        let caps = p.capabilities().as_ref().unwrap();
+        assert_eq!(caps.effective().as_ref().unwrap().len(), 14);
+    }
+
+    #[test]
+    fn a_non_root_exec_holds_no_capabilities() {
+        let user = ResolvedUser {
+            uid: 1000,
+            gid: 100,
+            additional_gids: vec![10, 999],
+            home: Some("/home/dev".into()),
+        };
+        let p = exec_process(&["id".to_owned()], &[], "/".into(), &user, None, 1024).unwrap();
         assert_eq!((p.user().uid(), p.user().gid()), (1000, 100));
         assert_eq!(p.user().additional_gids().as_deref(), Some(&[10, 999][..]));
         let caps = p.capabilities().as_ref().unwrap();

@@ -12,8 +12,10 @@
 //! with what. Every mount, and the one `unsafe` call (registering a terminal
 //! with tokio), is in the `sys` module.
 
+mod activity;
 mod addresses;
 mod agent;
+mod agent_keys;
 mod bundle;
 pub mod cgroup;
 mod changes;
@@ -23,6 +25,7 @@ mod config;
 mod connect;
 mod diff;
 mod error;
+mod exact_exec;
 mod exec;
 mod hostfiles;
 mod layers;
@@ -39,11 +42,16 @@ mod stub;
 mod sys;
 mod users;
 
+pub use activity::AgentActivity;
 pub use agent::AGENT;
-pub use bundle::{AGENT_PATH, CAPABILITIES, DEFAULT_PATH, RUN_PATH, cgroup_path};
+pub use agent_keys::AgentKeys;
+pub use bundle::{
+    AGENT_PATH, AGENT_SSH_PORT, CAPABILITIES, DEFAULT_PATH, KEYS_PATH, RUN_PATH, cgroup_path,
+};
 pub use config::{DEFAULT_BRIDGE, DEFAULT_CONSOLE_LOG_MAX, DEFAULT_SUBNET, RuntimeConfig, Subnet};
 pub use devbox_model::{Signal, UnknownSignal};
 pub use error::RuntimeError;
+pub use exact_exec::is_exact_exec;
 pub use exec::ExecProcess;
 pub use layers::LayerStore;
 pub use local::LocalRuntime;

@@ -34,8 +34,8 @@ use crate::runtime::{
 };
 use crate::stub::{self, StubError};
 use crate::{
-    agent, cgroup, changes, command_status, connect, diff, hostfiles, logs, overlay, shim, sys,
-    users,
+    activity, agent, agent_keys, cgroup, changes, command_status, connect, diff, hostfiles, logs,
+    overlay, shim, sys, users,
 };
 
 /// How long a container may take to die after SIGKILL.
@@ -390,7 +390,14 @@ impl LocalRuntime {
     /// what the devbox sees as `/`.
     fn prepare_dirs(&self, p: &DevboxPaths, top_layer: Option<&Path>) -> Result<(), RuntimeError> {
         create_dir(p.dir(), 0o700)?;
-        for dir in [p.work(), p.rootfs(), p.etc(), p.bundle(), p.exec()] {
+        for dir in [
+            p.work(),
+            p.rootfs(),
+            p.etc(),
+            p.bundle(),
+            p.exec(),
+            p.keys(),
+        ] {
             create_dir(&dir, 0o755)?;
         }
         let upper = p.upper();
@@ -468,6 +475,7 @@ impl LocalRuntime {
         })?;
 
         command_status::reset(&p.run(), user.uid, user.gid)?;
+        agent_keys::install(&p.keys(), &p.agent_credential(), spec.agent.as_ref())?;
 
         self.inner.network.attach(id, ip).await?;
 
@@ -478,6 +486,8 @@ impl LocalRuntime {
             agent: self.inner.paths.agent(),
             etc: p.etc(),
             run: p.run(),
+            keys: p.keys(),
+            ssh: spec.agent.is_some(),
             netns: network::netns_path(id),
             resources: &spec.resources,
             env: &spec.env,
@@ -604,6 +614,7 @@ impl Runtime for LocalRuntime {
             oom_kills,
             command: command_status::read(&p.run()),
             active_changes: p.upper().is_dir(),
+            activity: activity::read(&p.run()),
         })
     }
 

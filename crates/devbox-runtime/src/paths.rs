@@ -136,6 +136,16 @@ impl DevboxPaths {
     pub fn lowers(&self) -> PathBuf {
         self.dir.join("lowers.json")
     }
+    /// The agent's keys (its host key, the one client key it accepts),
+    /// mounted read-only at `/.devbox/keys`.
+    pub fn keys(&self) -> PathBuf {
+        self.dir.join("keys")
+    }
+    /// The control plane's credential for the agent, which the runtime's
+    /// own execs log in with; never inside the devbox.
+    pub fn agent_credential(&self) -> PathBuf {
+        self.dir.join("agent.credential")
+    }
     /// The address the devbox holds (see `addresses.rs`).
     pub fn address(&self) -> PathBuf {
         self.dir.join("address")

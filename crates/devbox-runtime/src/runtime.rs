@@ -47,6 +47,11 @@ pub struct StartSpec {
     /// A command the devbox runs at every start, its output going to the
     /// console log. `None`: the devbox only waits for execs.
     pub command: Option<Vec<String>>,
+    /// The control plane's credential for the devbox's agent: with one, the
+    /// agent serves SSH on [`crate::AGENT_SSH_PORT`] of the devbox's
+    /// loopback interface (reached with [`Runtime::connect`]) and accepts
+    /// only this credential's client key; without one it serves no SSH.
+    pub agent: Option<crate::AgentKeys>,
 }
 
 /// What a successful start reports.
@@ -129,6 +134,9 @@ pub struct ContainerStatus {
     /// The node holds active changes of the devbox: changes of a run not
     /// yet committed into its layers (see [`Runtime::commit_changes`]).
     pub active_changes: bool,
+    /// SSH activity the devbox's agent reported in its current (or last)
+    /// run, when it did.
+    pub activity: Option<crate::AgentActivity>,
 }
 
 impl ContainerStatus {
@@ -139,6 +147,7 @@ impl ContainerStatus {
             oom_kills: 0,
             command: None,
             active_changes: false,
+            activity: None,
         }
     }
 }

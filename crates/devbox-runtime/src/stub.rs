@@ -352,6 +352,7 @@ mod tests {
             [
                 ".devbox",
                 ".devbox/agent",
+                ".devbox/keys",
                 ".devbox/run",
                 "dev",
                 "etc",

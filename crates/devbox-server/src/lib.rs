@@ -5,6 +5,7 @@
 //! types, and it drives devboxes only through the `Runtime` trait: this file
 //! is the one place that names the local runtime.
 
+mod activity;
 mod api;
 mod auth;
 mod datadir;
@@ -14,6 +15,7 @@ mod maintenance;
 mod ops;
 mod reconcile;
 mod registry;
+mod ssh;
 mod state;
 
 use std::net::SocketAddr;
@@ -48,6 +50,8 @@ pub struct ServerConfig {
     pub registry: RegistryConfig,
     /// Where image blobs are kept.
     pub blob_store: BlobLocation,
+    /// Address of the SSH gateway.
+    pub ssh_listen: SocketAddr,
 }
 
 /// How commits are written, merged and kept.
@@ -88,6 +92,9 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/devbox";
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 
+/// Default address of the SSH gateway.
+pub const DEFAULT_SSH_LISTEN: &str = ssh::DEFAULT_SSH_LISTEN;
+
 /// Runs the server until SIGINT or SIGTERM. Devboxes keep running when it
 /// stops; the next start adopts them.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
@@ -106,6 +113,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let images = ImageStore::open(&data.join("images"), store.clone(), &config.blob_store)
         .await
         .with_context(|| format!("cannot open the blob store {}", config.blob_store))?;
+    let agent_secret = ssh::AgentSecret::load_or_create(&data.join(ssh::AGENT_SECRET_FILE))?;
+    let host_key = ssh::host_key(&data.join(ssh::HOST_KEY_FILE))?;
 
     let subnet: Subnet = config
         .subnet
@@ -139,6 +148,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         tmp_dir,
         commits: config.commits,
         registry: registry::Registry::new(&images, &config.registry)?,
+        agent_secret,
+        gateway: Default::default(),
+        activity: Default::default(),
     };
     reconcile::at_boot(&state)
         .await
@@ -148,9 +160,15 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let sweeper = state.registry.spawn_sweeper();
 
     // Listening last: a client that can connect finds everything ready.
+    let ssh_listener = ssh::bind(config.ssh_listen).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let ssh_addr = ssh_listener.local_addr()?;
+    tracing::info!("SSH gateway listening on {ssh_addr}");
+    let gateway = ssh::Gateway::new(state.clone(), host_key, ssh_addr.port());
+    let _ = state.gateway.set(gateway.clone());
+    let gateway = tokio::spawn(gateway.run(ssh_listener));
 
     tracing::info!(
         "devbox server listening on http://{}",
@@ -162,6 +180,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     reconciler.abort();
     maintenance.abort();
     sweeper.abort();
+    gateway.abort();
     served?;
     Ok(())
 }

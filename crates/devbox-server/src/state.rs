@@ -24,6 +24,13 @@ pub struct AppState {
     pub commits: crate::CommitPolicy,
     /// What the registry under `/v2/` keeps for the server's life.
     pub registry: crate::registry::Registry,
+    /// What every devbox's agent credential is derived from.
+    pub agent_secret: crate::ssh::AgentSecret,
+    /// The SSH gateway, once it listens; the HTTPS tunnel serves its
+    /// streams.
+    pub gateway: Arc<std::sync::OnceLock<crate::ssh::Gateway>>,
+    /// When each devbox was last used.
+    pub activity: Arc<crate::activity::ActivityLog>,
 }
 
 /// The single owner of every devbox until users exist: commits live in the

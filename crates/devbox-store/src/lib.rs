@@ -11,6 +11,7 @@
 //! Every method is one transaction: it happens completely or not at all.
 
 mod error;
+mod keys;
 mod records;
 mod registry;
 pub mod sqlite;
@@ -22,6 +23,7 @@ use devbox_model::api::CommandStatus;
 use devbox_model::{DevboxId, DevboxName, Digest, EnvVar, Resources, State};
 
 pub use error::{DatabaseSource, StoreError};
+pub use keys::{KeyRecord, KeyStore};
 pub use records::{
     AppliedSettings, CommitRecord, CommitState, CommitTrigger, DevboxRecord, ImageName,
     ManifestRecord, Removal, RepositoryManifest, TagRecord, TokenRecord, Transition,
@@ -247,10 +249,14 @@ pub trait CommitStore: Send + Sync + std::fmt::Debug {
 }
 
 /// The whole metadata database; `Arc<dyn Store>` is what the control plane
-/// holds. Implemented for everything that implements the four concerns.
-pub trait Store: DevboxStore + ImageMetadata + TokenStore + CommitStore + RegistryMetadata {}
+/// holds. Implemented for everything that implements each concern.
+pub trait Store:
+    DevboxStore + ImageMetadata + TokenStore + CommitStore + RegistryMetadata + KeyStore
+{
+}
 
-impl<T: DevboxStore + ImageMetadata + TokenStore + CommitStore + RegistryMetadata + ?Sized> Store
-    for T
+impl<
+    T: DevboxStore + ImageMetadata + TokenStore + CommitStore + RegistryMetadata + KeyStore + ?Sized,
+> Store for T
 {
 }

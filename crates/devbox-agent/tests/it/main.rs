@@ -4,6 +4,7 @@
 //! stand-in for runc (`shim.rs`).
 
 mod shim;
+mod ssh;
 
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -15,8 +15,8 @@ running when it stops, and the next start adopts them. Use the `devbox`
 client from another terminal. It finds the admin token in the data directory:
 for a server started with --data-dir DIR, run it with DEVBOX_DATA_DIR=DIR.
 
-Two servers on one machine need their own --data-dir, --listen, --bridge and
---subnet.
+Two servers on one machine need their own --data-dir, --listen, --ssh-listen,
+--bridge and --subnet.
 
 Environment:
   DEVBOX_DATA_DIR   default of --data-dir
@@ -85,7 +85,11 @@ pub struct ServerArgs {
     /// Region of the S3 bucket (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1).
     #[arg(long, value_name = "REGION")]
     pub s3_region: Option<String>,
+    /// Address of the SSH gateway (`ssh -p PORT NAME@host` logs in to devbox NAME).
+    #[arg(long, default_value = devbox_server::DEFAULT_SSH_LISTEN, value_name = "ADDR")]
+    pub ssh_listen: SocketAddr,
 }
+
 
 /// Compression of commit layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -133,6 +137,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
             max_blob_size: args.registry_max_blob_size.0,
             upload_timeout: std::time::Duration::from_secs(args.registry_upload_timeout.max(1)),
         },
+        ssh_listen: args.ssh_listen,
     })
     .await?;
     Ok(0)

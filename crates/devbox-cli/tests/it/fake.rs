@@ -163,6 +163,7 @@ pub fn devbox(name: &str, state: DevboxState) -> Devbox {
         ip: "10.77.0.2".into(),
         created_at: chrono::Utc::now() - chrono::Duration::minutes(3),
         updated_at: chrono::Utc::now(),
+        last_activity: None,
     }
 }
 

@@ -322,7 +322,19 @@ pub fn start_spec(id: &DevboxId, name: &str, layer: &LayerDescriptor) -> StartSp
         workdir: "/".to_owned(),
         user: None,
         command: None,
+        agent: Some(agent_keys(id)),
     }
+}
+
+/// A credential for the agent of `id`, different for every devbox.
+pub fn agent_keys(id: &DevboxId) -> devbox_runtime::AgentKeys {
+    let mut client = [1u8; 32];
+    let mut host = [2u8; 32];
+    for (i, b) in id.as_str().bytes().enumerate() {
+        client[i % 32] ^= b;
+        host[(i + 7) % 32] ^= b;
+    }
+    devbox_runtime::AgentKeys { client, host }
 }
 
 /// What an exec printed and how it ended.

@@ -55,7 +55,8 @@ async fn a_devbox_runs_keeps_its_changes_and_is_removed_without_a_trace() {
     // The agent is PID 1 and the startup command's output is in the log.
     let out = exec(&rt, &id, &["cat", "/proc/1/cmdline"]).await;
     assert!(
-        out.stdout.starts_with("/.devbox/agent\0--\0sh\0"),
+        out.stdout.starts_with("/.devbox/agent\0--user\x000:0\0")
+            && out.stdout.contains("\0--\0sh\0"),
         "{:?}",
         out.stdout
     );

@@ -8,6 +8,7 @@
 //! server on the same machine, and leave no network behind.
 
 mod commits;
+mod agent_ssh;
 mod common;
 mod layers;
 mod lifecycle;

@@ -81,6 +81,7 @@ pub fn devbox(d: DevboxRecord) -> Devbox {
         commit_exclude: Vec::new(),
         created_at: d.created_at,
         updated_at: d.updated_at,
+        last_activity: None,
     }
 }
 

@@ -45,7 +45,11 @@ pub async fn list(
 /// A record as the API shows it, with its commit state.
 pub(super) async fn view(state: &AppState, d: devbox_store::DevboxRecord) -> ApiResult<Devbox> {
     let cs = state.store.commit_state(&d.id).await?;
-    Ok(convert::devbox_with(d, &cs))
+    let last_activity = state.activity.last(&d.id);
+    Ok(Devbox {
+        last_activity,
+        ..convert::devbox_with(d, &cs)
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/devboxes", request_body = CreateDevbox,

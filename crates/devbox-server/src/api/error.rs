@@ -127,8 +127,10 @@ fn runtime_code(e: &RuntimeError) -> ErrorCode {
 
 fn op_code(e: &OpError) -> ErrorCode {
     match e {
-        OpError::NotFound { .. } | OpError::ImageNotFound { .. } => ErrorCode::NotFound,
-        OpError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
+        OpError::NotFound { .. } | OpError::ImageNotFound { .. } | OpError::KeyNotFound { .. } => {
+            ErrorCode::NotFound
+        }
+        OpError::AlreadyExists { .. } | OpError::KeyExists { .. } => ErrorCode::AlreadyExists,
         OpError::Busy { .. } | OpError::Transition { .. } | OpError::NotRunning { .. } => {
             ErrorCode::Conflict
         }
@@ -137,7 +139,8 @@ fn op_code(e: &OpError) -> ErrorCode {
         | OpError::Workdir { .. }
         | OpError::InvalidFrom { .. }
         | OpError::InvalidExclude { .. }
-        | OpError::UnknownVariable { .. } => ErrorCode::InvalidArgument,
+        | OpError::UnknownVariable { .. }
+        | OpError::InvalidKey { .. } => ErrorCode::InvalidArgument,
         OpError::UnknownCommit { .. } | OpError::ForkSourceNotFound { .. } => ErrorCode::NotFound,
         OpError::NothingToCommit { .. }
         | OpError::CommitReclaimed { .. }

@@ -8,9 +8,11 @@ mod devboxes;
 pub mod error;
 mod exec;
 mod images;
+mod keys;
 mod logs;
 mod openapi;
 mod push;
+mod ssh;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::routing::{get, post};
@@ -59,6 +61,11 @@ pub fn router(state: AppState) -> Router {
             "/images/{reference}",
             get(images::show).delete(images::delete),
         )
+        .route("/keys", get(keys::list).post(keys::add))
+        .route("/ssh", get(ssh::info))
+        .route("/devboxes/{name}/ssh", get(ssh::tunnel))
+        .route("/devboxes/{name}/open", get(ssh::open))
+        .route("/keys/{id}", axum::routing::delete(keys::remove))
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));

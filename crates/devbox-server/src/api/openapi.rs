@@ -17,6 +17,8 @@ use utoipa::{Modify, OpenApi};
         super::commits::commit, super::commits::history, super::commits::rollback, super::commits::diff, super::commits::gc,
         super::images::list, super::images::show, super::images::delete, super::images::import, super::images::pull,
         super::push::push,
+        super::keys::list, super::keys::add, super::keys::remove,
+        super::ssh::info, super::ssh::tunnel, super::ssh::open,
     ),
     components(schemas(
         api::ErrorBody, api::ErrorDetail, api::ErrorCode, api::Health, api::CreateDevbox, api::Devbox,
@@ -26,6 +28,7 @@ use utoipa::{Modify, OpenApi};
         api::IgnoredEntry, api::PathChange, api::GcRequest, api::GcReport,
         api::PullRequest, api::PushRequest, api::ProgressEvent, api::LayerInfo, api::UpdateDevbox, api::CommandStatus,
         devbox_model::Resources, devbox_model::State,
+        api::SshKey, api::AddSshKey, api::SshInfo, api::Ide, api::IdeLink,
     )),
     modifiers(&BearerAuth)
 )]
@@ -63,6 +66,11 @@ mod tests {
             "/api/v1/devboxes/{name}/stop",
             "/api/v1/devboxes/{name}/restart",
             "/api/v1/devboxes/{name}/exec",
+            "/api/v1/keys",
+            "/api/v1/keys/{id}",
+            "/api/v1/ssh",
+            "/api/v1/devboxes/{name}/ssh",
+            "/api/v1/devboxes/{name}/open",
             "/api/v1/devboxes/{name}/exec/ws",
             "/api/v1/devboxes/{name}/logs",
             "/api/v1/images",

@@ -78,5 +78,6 @@ pub(crate) async fn finish(
             }
         }
     }
+    state.activity.forget(&deleting.id);
     Ok(())
 }

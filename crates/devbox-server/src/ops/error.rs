@@ -105,6 +105,15 @@ pub enum OpError {
 
     #[error("the operation on devbox {name} ended abnormally: {message}")]
     Aborted { name: DevboxName, message: String },
+
+    #[error("invalid SSH public key: {reason}")]
+    InvalidKey { reason: String },
+
+    #[error("the SSH key {fingerprint} is registered already; `devbox key ls` lists yours")]
+    KeyExists { fingerprint: String },
+
+    #[error("no SSH key {id} among yours; `devbox key ls` lists them")]
+    KeyNotFound { id: String },
 }
 
 impl OpError {

@@ -37,6 +37,7 @@ pub async fn exec(
     }
     let image = state.images.resolve_digest(&devbox.image_digest).await?;
     let spec = exec_spec(&devbox, &image, req.cmd, &req.env, req.workdir, req.tty)?;
+    state.activity.touch(&devbox.id);
     state
         .runtime
         .exec(&devbox.id, &spec)

@@ -34,7 +34,8 @@ pub(crate) async fn start(state: &AppState, devbox: &DevboxRecord) -> OpResult<D
     let result = async {
         let from = run_image(state, &starting).await?;
         let image = state.images.resolve_digest(&from).await?;
-        let (spec, applied) = start_spec(&starting, &image);
+        let (mut spec, applied) = start_spec(&starting, &image);
+        spec.agent = Some(state.agent_secret.keys_for(&starting.id));
         let started = state.runtime.start(&spec, &state.images).await?;
         let cs = state.store.commit_state(&starting.id).await?;
         if cs.active_base.as_ref() != Some(&from) {

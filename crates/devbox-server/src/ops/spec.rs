@@ -50,6 +50,8 @@ pub(crate) fn start_spec(
         workdir: image_workdir(image),
         user: image_user(image),
         command: devbox.command.clone(),
+        // The caller adds the agent's credential, which it holds.
+        agent: None,
     };
     let applied = AppliedSettings {
         env: devbox.env.clone(),

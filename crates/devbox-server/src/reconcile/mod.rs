@@ -179,6 +179,12 @@ async fn record_progress(
     devbox: &DevboxRecord,
     status: &ContainerStatus,
 ) -> OpResult<()> {
+    if let Some(a) = &status.activity {
+        state.activity.note(&devbox.id, a.last_activity);
+        if a.busy() {
+            state.activity.touch(&devbox.id);
+        }
+    }
     let command = status.command.as_ref().or(devbox.command_status.as_ref());
     if status.oom_kills != devbox.oom_kills || command != devbox.command_status.as_ref() {
         state
@@ -245,6 +251,7 @@ mod tests {
             oom_kills,
             command: None,
             active_changes: false,
+            activity: None,
         }
     }
 

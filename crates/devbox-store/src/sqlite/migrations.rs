@@ -129,6 +129,21 @@ CREATE INDEX commits_by_manifest ON commits(manifest);
     r#"
 CREATE INDEX manifests_by_subject ON manifests(json_extract(CAST(content AS TEXT), '$.subject.digest'));
 "#,
+    // SSH public keys, each owned by the caller that registered it; a key
+    // (by its fingerprint) belongs to one owner only, so a login names
+    // exactly one.
+    r#"
+CREATE TABLE ssh_keys (
+    id          TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    algorithm   TEXT NOT NULL,
+    public_key  TEXT NOT NULL,
+    fingerprint TEXT NOT NULL UNIQUE,
+    created_at  TEXT NOT NULL
+);
+CREATE INDEX ssh_keys_by_owner ON ssh_keys(owner);
+"#,
 ];
 
 /// Runs the migrations the database has not run yet, each in its own

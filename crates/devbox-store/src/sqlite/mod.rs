@@ -9,6 +9,7 @@
 mod commits;
 mod devboxes;
 mod images;
+mod keys;
 mod migrations;
 mod registry;
 mod tokens;

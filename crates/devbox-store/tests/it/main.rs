@@ -3,6 +3,7 @@
 mod commits;
 mod devboxes;
 mod images;
+mod keys;
 mod migrations;
 mod registry;
 mod support;

@@ -73,6 +73,8 @@ pub struct Server {
     pub data: tempfile::TempDir,
     pub url: String,
     pub listen: String,
+    /// The SSH gateway's address.
+    pub ssh_listen: String,
     pub subnet: String,
     pub gateway: String,
     pub bridge: String,
@@ -163,6 +165,7 @@ impl Server {
                 .unwrap(),
             url: format!("http://{listen}"),
             listen,
+            ssh_listen: format!("127.0.0.1:{}", free_port()),
             subnet: format!("10.79.{n}.0/24"),
             gateway: format!("10.79.{n}.1"),
             bridge: format!("dbxe2e{n}"),
@@ -198,6 +201,8 @@ impl Server {
                 &self.subnet,
                 "--bridge",
                 &self.bridge,
+                "--ssh-listen",
+                &self.ssh_listen,
             ])
             .args(&self.extra_args)
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))

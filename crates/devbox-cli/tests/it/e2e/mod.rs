@@ -13,4 +13,5 @@ mod pull;
 mod reconcile;
 mod registry;
 mod restart;
+mod ssh;
 mod update;
