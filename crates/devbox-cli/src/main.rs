@@ -22,7 +22,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use client::{Client, error};
-use commands::{commit, devbox, diff, exec, gc, image, lifecycle, logs, server, update};
+use commands::{
+    commit, devbox, diff, events, exec, gc, image, lifecycle, logs, port, server, update,
+};
 use connection::{Connection, On, RootConnection};
 use devbox_model::Operation;
 
@@ -98,6 +100,19 @@ enum Command {
     Diff(On<diff::DiffArgs>),
     /// Reclaim the storage of expired commits and of what nothing uses.
     Gc(On<gc::GcArgs>),
+    /// Devbox ports through the ingress: list them, set their access, share signed links.
+    Port(PortArgs),
+    /// Print the server's live stream of state changes and operations until interrupted.
+    Events(On<events::EventsArgs>),
+}
+
+/// `port` and its subcommands, with the connection flags at this level.
+#[derive(Debug, Args)]
+struct PortArgs {
+    #[command(subcommand)]
+    command: port::PortCommand,
+    #[command(flatten)]
+    conn: Connection,
 }
 
 /// `image` and its subcommands, with the connection flags at this level so
@@ -161,6 +176,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Rollback(a) => commit::rollback(&client(&a.conn)?, a.args).await,
         Command::Diff(a) => diff::run(&client(&a.conn)?, a.args).await,
         Command::Gc(a) => gc::run(&client(&a.conn)?, a.args).await,
+        Command::Port(a) => port::run(&client(&a.conn)?, a.command).await,
+        Command::Events(a) => events::run(&client(&a.conn)?, a.args).await,
     }
 }
 

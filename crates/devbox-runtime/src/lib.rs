@@ -31,6 +31,7 @@ mod logs;
 mod network;
 mod overlay;
 mod paths;
+mod ports;
 mod runc;
 mod runtime;
 mod seccomp;

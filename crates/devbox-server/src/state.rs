@@ -22,6 +22,14 @@ pub struct AppState {
     /// Scratch space for uploads, inside the data directory.
     pub tmp_dir: PathBuf,
     pub commits: crate::CommitPolicy,
+    /// State changes and operations, for `/api/v1/events`.
+    pub events: crate::events::EventBus,
+    /// Signs links to ports and web sessions.
+    pub secret: crate::secret::ServerSecret,
+    /// The ingress's settings and the devboxes it woke.
+    pub ingress: Arc<crate::ingress::Ingress>,
+    /// Sessions and requests of each devbox, for idle auto-stop.
+    pub activity: crate::activity::Activity,
 }
 
 /// The single owner of every devbox until users exist: commits live in the

@@ -11,6 +11,8 @@
 //! Every method is one transaction: it happens completely or not at all.
 
 mod error;
+pub mod idle;
+pub mod ports;
 mod records;
 pub mod sqlite;
 
@@ -21,6 +23,8 @@ use devbox_model::api::CommandStatus;
 use devbox_model::{DevboxId, DevboxName, Digest, EnvVar, Resources, State};
 
 pub use error::{DatabaseSource, StoreError};
+pub use idle::IdleStore;
+pub use ports::{PortAccess, PortRecord, PortStore};
 pub use records::{
     AppliedSettings, CommitRecord, CommitState, CommitTrigger, DevboxRecord, ImageName,
     ManifestRecord, Removal, RepositoryManifest, TagRecord, TokenRecord, Transition,
@@ -246,6 +250,12 @@ pub trait CommitStore: Send + Sync + std::fmt::Debug {
 
 /// The whole metadata database; `Arc<dyn Store>` is what the control plane
 /// holds. Implemented for everything that implements the four concerns.
-pub trait Store: DevboxStore + ImageMetadata + TokenStore + CommitStore {}
+pub trait Store:
+    DevboxStore + ImageMetadata + TokenStore + CommitStore + PortStore + IdleStore
+{
+}
 
-impl<T: DevboxStore + ImageMetadata + TokenStore + CommitStore + ?Sized> Store for T {}
+impl<T> Store for T where
+    T: DevboxStore + ImageMetadata + TokenStore + CommitStore + PortStore + IdleStore + ?Sized
+{
+}

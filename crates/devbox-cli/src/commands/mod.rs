@@ -4,11 +4,13 @@
 pub mod commit;
 pub mod devbox;
 pub mod diff;
+pub mod events;
 pub mod exec;
 pub mod gc;
 pub mod image;
 pub mod import;
 pub mod lifecycle;
 pub mod logs;
+pub mod port;
 pub mod server;
 pub mod update;

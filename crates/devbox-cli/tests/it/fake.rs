@@ -155,6 +155,8 @@ pub fn devbox(name: &str, state: DevboxState) -> Devbox {
         head: None,
         auto_commit: None,
         commit_exclude: Vec::new(),
+        auto_stop: None,
+        last_activity: None,
         state,
         error: None,
         resources: Resources::default(),

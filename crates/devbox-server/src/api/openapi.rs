@@ -16,6 +16,9 @@ use utoipa::{Modify, OpenApi};
         super::exec::exec, super::exec::exec_ws, super::logs::logs,
         super::commits::commit, super::commits::history, super::commits::rollback, super::commits::diff, super::commits::gc,
         super::images::list, super::images::show, super::images::delete, super::images::import, super::images::pull,
+        super::events::events,
+        super::ports::list, super::ports::set, super::ports::share, super::ports::revoke,
+        super::session::sign_in, super::session::current, super::session::sign_out,
     ),
     components(schemas(
         api::ErrorBody, api::ErrorDetail, api::ErrorCode, api::Health, api::CreateDevbox, api::Devbox,
@@ -23,7 +26,7 @@ use utoipa::{Modify, OpenApi};
         api::PullRequest, api::ProgressEvent, api::LayerInfo, api::UpdateDevbox, api::CommandStatus,
         api::CommitRequest, api::Commit, api::CommitTrigger, api::RollbackRequest, api::Diff, api::DiffEntry,
         api::IgnoredEntry, api::PathChange, api::GcRequest, api::GcReport,
-        devbox_model::Resources, devbox_model::State,
+        devbox_model::Resources, devbox_model::State, api::Event, api::EventKind, api::Port, api::PortAccess, api::SetPort, api::ShareRequest, api::ShareLink, api::SignIn, api::SessionInfo,
     )),
     modifiers(&BearerAuth)
 )]
@@ -71,6 +74,10 @@ mod tests {
             "/api/v1/devboxes/{name}/rollback",
             "/api/v1/devboxes/{name}/diff",
             "/api/v1/gc",
+            "/api/v1/events",
+            "/api/v1/devboxes/{name}/ports",
+            "/api/v1/devboxes/{name}/ports/{port}",
+            "/api/v1/devboxes/{name}/ports/{port}/share",
         ] {
             assert!(
                 doc.paths.paths.contains_key(path),

@@ -7,6 +7,7 @@
 //! Each takes the [`Caller`](crate::auth::Caller), which is where access will
 //! be checked once users exist.
 
+pub mod auto_stop;
 pub mod commit;
 pub mod create;
 pub mod delete;
@@ -16,6 +17,7 @@ pub mod gc;
 pub mod history;
 pub mod images;
 pub mod logs;
+pub mod ports;
 pub mod read;
 pub mod restart;
 pub mod rollback;
@@ -28,6 +30,7 @@ mod error;
 mod run;
 mod spec;
 mod task;
+pub(crate) mod transition;
 
 pub use error::{OpError, OpResult, StepError};
 pub(crate) use run::{STOP_GRACE, settle_stop};

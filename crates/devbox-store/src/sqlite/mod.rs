@@ -8,8 +8,10 @@
 
 mod commits;
 mod devboxes;
+mod idle;
 mod images;
 mod migrations;
+mod ports;
 mod tokens;
 
 use std::path::Path;

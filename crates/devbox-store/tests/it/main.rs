@@ -4,5 +4,6 @@ mod commits;
 mod devboxes;
 mod images;
 mod migrations;
+mod ports;
 mod support;
 mod tokens;
