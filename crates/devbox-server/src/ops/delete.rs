@@ -56,7 +56,7 @@ pub(crate) async fn finish(
             source: Box::new(source.into()),
         };
         super::transition::transition(
-            &state,
+            state,
             &deleting.id,
             State::Deleting,
             State::Error,

@@ -23,7 +23,7 @@ pub const STOP_GRACE: Duration = Duration::from_secs(10);
 /// left in `Error` with the reason.
 pub(crate) async fn start(state: &AppState, devbox: &DevboxRecord) -> OpResult<DevboxRecord> {
     let starting = super::transition::transition(
-        &state,
+        state,
         &devbox.id,
         devbox.state,
         State::Starting,
@@ -55,7 +55,7 @@ pub(crate) async fn start(state: &AppState, devbox: &DevboxRecord) -> OpResult<D
             // A start is activity: an idle window begins now.
             state.activity.touch(&starting.id);
             Ok(super::transition::transition(
-                &state,
+                state,
                 &starting.id,
                 State::Starting,
                 State::Running,
@@ -73,7 +73,7 @@ pub(crate) async fn start(state: &AppState, devbox: &DevboxRecord) -> OpResult<D
                 tracing::warn!(devbox = %starting.name, "cleanup after a failed start: {cleanup}");
             }
             super::transition::transition(
-                &state,
+                state,
                 &starting.id,
                 State::Starting,
                 State::Error,
@@ -112,7 +112,7 @@ pub(crate) async fn stop(
     grace: Duration,
 ) -> OpResult<DevboxRecord> {
     let stopping = super::transition::transition(
-        &state,
+        state,
         &devbox.id,
         devbox.state,
         State::Stopping,
@@ -158,7 +158,7 @@ pub(crate) async fn settle_stop(
     };
     match result {
         Ok(()) => Ok(super::transition::transition(
-            &state,
+            state,
             &stopping.id,
             State::Stopping,
             State::Stopped,
@@ -172,7 +172,7 @@ pub(crate) async fn settle_stop(
                 source: Box::new(source),
             };
             super::transition::transition(
-                &state,
+                state,
                 &stopping.id,
                 State::Stopping,
                 State::Error,

@@ -122,7 +122,7 @@ pub(crate) async fn reconcile_one(state: &AppState, id: &DevboxId) -> OpResult<(
         Recovery::Keep => record_progress(state, &devbox, &status).await,
         Recovery::Adopt => {
             ops::transition::transition(
-                &state,
+                state,
                 &devbox.id,
                 devbox.state,
                 State::Running,
@@ -133,7 +133,7 @@ pub(crate) async fn reconcile_one(state: &AppState, id: &DevboxId) -> OpResult<(
         }
         Recovery::FinishCreate => {
             ops::transition::transition(
-                &state,
+                state,
                 &devbox.id,
                 State::Creating,
                 State::Stopped,
@@ -144,7 +144,7 @@ pub(crate) async fn reconcile_one(state: &AppState, id: &DevboxId) -> OpResult<(
         }
         Recovery::Ended => {
             let stopping = ops::transition::transition(
-                &state,
+                state,
                 &devbox.id,
                 State::Running,
                 State::Stopping,
@@ -161,7 +161,7 @@ pub(crate) async fn reconcile_one(state: &AppState, id: &DevboxId) -> OpResult<(
                 devbox
             } else {
                 ops::transition::transition(
-                    &state,
+                    state,
                     &devbox.id,
                     devbox.state,
                     State::Stopping,
@@ -235,7 +235,7 @@ async fn record_failure(
         && current.state != State::Error
     {
         ops::transition::transition(
-            &state,
+            state,
             &current.id,
             current.state,
             State::Error,
