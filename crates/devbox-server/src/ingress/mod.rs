@@ -151,7 +151,8 @@ where
         }
     };
     let backend_req = proxy::backend_request(req, &target, &query, ctx.peer, upgrade)?;
-    let _session = upgrade.then(|| state.activity.session(&devbox.id));
+    // An upgraded connection is a session for as long as it stays open.
+    let session = upgrade.then(|| state.activity.session(&devbox.id));
     let mut resp = proxy::send(
         ctx,
         &devbox.id,
@@ -159,6 +160,7 @@ where
         sender,
         backend_req,
         client_upgrade,
+        session,
     )
     .await?;
     if let access::Grant::Link {

@@ -200,6 +200,7 @@ pub async fn send(
     mut sender: SendRequest<Body>,
     mut req: Request<Body>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    session: Option<crate::activity::SessionGuard>,
 ) -> Result<Response<Body>, IngressError> {
     let upstream = |e: hyper::Error| IngressError::Upstream {
         devbox: target.devbox.to_string(),
@@ -219,6 +220,7 @@ pub async fn send(
     {
         let backend = hyper::upgrade::on(&mut resp);
         tokio::spawn(async move {
+            let _session = session;
             match tokio::try_join!(client, backend) {
                 Ok((c, b)) => {
                     let (mut c, mut b) = (TokioIo::new(c), TokioIo::new(b));
