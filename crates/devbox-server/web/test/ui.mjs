@@ -52,12 +52,10 @@ try {
   await page.waitForSelector("#terminal .xterm");
   await page.locator("#terminal .xterm").click();
   // The prompt first, so the keys go to a shell that reads them.
-  await page.waitForFunction(() => document.querySelector("#terminal .xterm-rows")?.textContent?.includes("#"));
+  // Locators, not page functions: the page's CSP allows no eval.
+  await page.locator("#terminal .xterm-rows > div", { hasText: "#" }).first().waitFor();
   await page.keyboard.type("echo hi\n");
-  await page.waitForFunction(() => {
-    const rows = [...document.querySelectorAll("#terminal .xterm-rows > div")].map((r) => r.textContent.trim());
-    return rows.includes("hi");
-  });
+  await page.locator("#terminal .xterm-rows > div", { hasText: /^\s*hi\s*$/ }).waitFor();
   await page.screenshot({ path: `${shots}/terminal.png` });
 
   step("stop and delete");

@@ -16,4 +16,4 @@ mod pull;
 mod reconcile;
 mod restart;
 mod update;
-
+mod web;
