@@ -81,6 +81,22 @@ pub fn parse_auto_commit(s: &str) -> Result<u64, String> {
     }
 }
 
+/// An idle window for `--auto-stop`: a duration, or `off` (0).
+pub fn parse_auto_stop(s: &str) -> Result<u64, String> {
+    if s.trim().eq_ignore_ascii_case("off") {
+        return Ok(0);
+    }
+    match parse(s) {
+        Ok(0) => Err(format!(
+            "an auto-stop window of {s:?} is zero: give {FORMS}, or off to turn it off"
+        )),
+        Ok(secs) => Ok(secs),
+        Err(_) => Err(format!(
+            "invalid auto-stop window {s:?}: expected off or {FORMS}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,8 @@ use clap::{Args, Parser, Subcommand};
 
 use client::{Client, error};
 use commands::{
-    commit, devbox, diff, exec, gc, image, key, lifecycle, logs, open, server, ssh, update,
+    commit, devbox, diff, events, exec, gc, image, key, lifecycle, logs, open, port, server, ssh,
+    update,
 };
 use connection::{Connection, On, RootConnection};
 use devbox_model::Operation;
@@ -108,6 +109,10 @@ enum Command {
     SshConfig(On<ssh::SshConfigArgs>),
     /// Print (and open where possible) the link that opens a devbox in an IDE.
     Open(On<open::OpenArgs>),
+    /// Devbox ports through the ingress: list them, set their access, share signed links.
+    Port(PortArgs),
+    /// Print the server's live stream of state changes and operations until interrupted.
+    Events(On<events::EventsArgs>),
 }
 
 /// `key` and its subcommands, with the connection flags at this level.
@@ -115,6 +120,15 @@ enum Command {
 struct KeyArgs {
     #[command(subcommand)]
     command: key::KeyCommand,
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// `port` and its subcommands, with the connection flags at this level.
+#[derive(Debug, Args)]
+struct PortArgs {
+    #[command(subcommand)]
+    command: port::PortCommand,
     #[command(flatten)]
     conn: Connection,
 }
@@ -184,6 +198,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Ssh(a) => ssh::run(&client(&a.conn)?, a.args).await,
         Command::SshConfig(a) => ssh::config(&client(&a.conn)?, a.args).await,
         Command::Open(a) => open::run(&client(&a.conn)?, a.args).await,
+        Command::Port(a) => port::run(&client(&a.conn)?, a.command).await,
+        Command::Events(a) => events::run(&client(&a.conn)?, a.args).await,
     }
 }
 

@@ -211,6 +211,14 @@ pub fn devbox_detail(d: &Devbox, now: DateTime<Utc>) -> String {
         fields.push(("Pending", format!("{} (at the next start)", pending(d))));
     }
     commit_fields(d, &mut fields);
+    let auto_stop = match d.auto_stop.filter(|&secs| secs > 0) {
+        Some(secs) => format!("after {} idle", crate::duration::format(secs)),
+        None => "off".to_owned(),
+    };
+    fields.push(("Auto-stop", auto_stop));
+    if let Some(t) = d.last_activity {
+        fields.push(("Last activity", format_time(t, now)));
+    }
     fields.extend([
         ("Created", format_time(d.created_at, now)),
         ("Updated", format_time(d.updated_at, now)),
@@ -397,6 +405,7 @@ mod tests {
             head: None,
             auto_commit: None,
             commit_exclude: Vec::new(),
+            auto_stop: None,
             state: State::Running,
             error: None,
             resources: Resources::default(),

@@ -50,6 +50,13 @@ pub enum ErrorCode {
     InsufficientStorage,
     /// 500: a failure inside the server.
     Internal,
+    /// 403: the credentials are valid but do not allow this (an expired or
+    /// revoked link, a wrong token for a private port).
+    Forbidden,
+    /// 503: not ready yet (a devbox woken by a request is starting).
+    Unavailable,
+    /// 504: a devbox woken by a request did not answer in time.
+    GatewayTimeout,
 }
 
 impl ErrorCode {
@@ -66,6 +73,9 @@ impl ErrorCode {
             ErrorCode::Upstream => 502,
             ErrorCode::InsufficientStorage => 507,
             ErrorCode::Internal => 500,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::GatewayTimeout => 504,
         }
     }
 }
@@ -116,6 +126,11 @@ pub struct CreateDevbox {
     /// A command the devbox runs at every start, its output going to the log.
     #[serde(default)]
     pub command: Option<Vec<String>>,
+    /// Stop the devbox (committing, as every stop does) once it has been
+    /// idle this many seconds: no sessions, no ingress requests, and CPU
+    /// use below the server's threshold. None by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_stop: Option<u64>,
 }
 
 /// A devbox as the API shows it.
@@ -164,12 +179,16 @@ pub struct Devbox {
     /// The devbox's own commit ignore patterns.
     #[serde(default)]
     pub commit_exclude: Vec<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// When the devbox was last used over SSH, its tunnel or an exec, as
-    /// far as the server knows (listing and showing devboxes tell it).
+    /// The idle time in seconds after which it stops, when one is set.
+    #[serde(default)]
+    pub auto_stop: Option<u64>,
+    /// Its last SSH session or forwarded connection, exec, terminal or
+    /// ingress request (or the end of its last session), as far as the
+    /// server knows; none when none was seen.
     #[serde(default)]
     pub last_activity: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// How the startup command of a devbox is doing.
@@ -224,6 +243,9 @@ pub struct UpdateDevbox {
     /// The new commit ignore patterns (replacing the old ones).
     #[serde(default)]
     pub commit_exclude: Option<Vec<String>>,
+    /// The new idle time in seconds after which it stops; 0 turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_stop: Option<u64>,
 }
 
 /// Query of `POST /api/v1/devboxes/{name}/stop` and `.../restart`.
@@ -614,6 +636,165 @@ pub struct IdeLink {
     pub user: String,
     /// The directory the IDE opens.
     pub workdir: String,
+}
+
+// Events: `GET /api/v1/events`.
+
+/// One event of the server's stream (`GET /api/v1/events`, server-sent
+/// events). Its SSE `id` is `<server boot>-<seq>`, so a client that
+/// reconnects with `Last-Event-ID` resumes after it, or is told with a
+/// [`EventKind::Gap`] that the events in between are gone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Event {
+    /// Increases by one with every event of this server's run.
+    pub seq: u64,
+    pub time: DateTime<Utc>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A devbox changed state (`from` is absent for a devbox just created).
+    State {
+        #[schema(value_type = String)]
+        devbox: DevboxName,
+        from: Option<State>,
+        to: State,
+        /// Why the operation failed, with a change to `error`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// Why the devbox changed state on its own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A devbox is gone.
+    Deleted {
+        #[schema(value_type = String)]
+        devbox: DevboxName,
+    },
+    /// An operation began: `start`, `stop`, `commit`, `gc`, ...
+    OperationStarted {
+        op: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>)]
+        devbox: Option<DevboxName>,
+        /// Who asked: `token:<name>`, or the server's own tasks.
+        caller: String,
+    },
+    /// An operation ended well.
+    OperationFinished {
+        op: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>)]
+        devbox: Option<DevboxName>,
+        caller: String,
+    },
+    /// An operation failed.
+    OperationFailed {
+        op: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>)]
+        devbox: Option<DevboxName>,
+        caller: String,
+        message: String,
+    },
+    /// Something failed outside any request, e.g. the reconciler's retry.
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>)]
+        devbox: Option<DevboxName>,
+        message: String,
+    },
+    /// The stream cannot resume where the client asked (the server
+    /// restarted, or the event is older than those it keeps, or the client
+    /// read too slowly): events were missed, and a client should reload
+    /// what it shows. It has no SSE `id`.
+    Gap { message: String },
+}
+
+// Ports and the ingress: `/api/v1/devboxes/{name}/ports`.
+
+/// Who may reach a port of a devbox through the server's ingress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PortAccess {
+    /// The owner's token as a bearer, the web page's session, or a signed
+    /// link (`devbox port share`). The default.
+    #[default]
+    Private,
+    /// Anyone who can reach the server.
+    Public,
+}
+
+impl std::fmt::Display for PortAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PortAccess::Private => "private",
+            PortAccess::Public => "public",
+        })
+    }
+}
+
+/// A port of a devbox: one it listens on, or one with settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Port {
+    pub port: u16,
+    pub access: PortAccess,
+    /// Something listens on it inside the devbox now (always false while it
+    /// is stopped).
+    pub listening: bool,
+    /// The port by host name: `http://8080-dev.localhost:7070/`.
+    pub url: String,
+    /// The same by path, where no wildcard DNS exists:
+    /// `http://127.0.0.1:7070/proxy/dev/8080/`.
+    pub path_url: String,
+}
+
+/// `PUT /api/v1/devboxes/{name}/ports/{port}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPort {
+    pub access: PortAccess,
+}
+
+/// `POST /api/v1/devboxes/{name}/ports/{port}/share`: a signed link that
+/// reaches a private port without a token until it expires.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRequest {
+    /// Seconds the link works; default 3600, at most 30 days.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+/// A signed link. `DELETE .../share` revokes every link of the port.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ShareLink {
+    pub url: String,
+    pub path_url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+// Web page sessions: `/api/v1/session`.
+
+/// `POST /api/v1/session`: sign in on the web page with an API token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    pub token: String,
+}
+
+/// A web page session (its cookie is `HttpOnly`, so the page never sees it).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionInfo {
+    /// Send it as `X-CSRF-Token` with every request that changes something.
+    pub csrf: String,
+    /// Who the session acts as: `token:<name>`.
+    pub caller: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

@@ -229,6 +229,30 @@ pub fn memory_usage(id: &DevboxId) -> Result<u64, CgroupError> {
     })
 }
 
+/// The CPU time the devbox's processes used since its cgroup was made
+/// (`cpu.stat`'s `usage_usec`, or v1's `cpuacct.usage` in nanoseconds).
+pub fn cpu_usage(id: &DevboxId) -> Result<std::time::Duration, CgroupError> {
+    let (h, file) = match hierarchy("cpu") {
+        Ok(h) if h.v2 => (h, "cpu.stat"),
+        _ => (hierarchy("cpuacct")?, "cpuacct.usage"),
+    };
+    let path = dir(&h, id).join(file);
+    let text = read(path.clone())?;
+    let parse = |s: &str| s.trim().parse::<u64>().ok();
+    let usage = if h.v2 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(parse)
+            .map(std::time::Duration::from_micros)
+    } else {
+        parse(&text).map(std::time::Duration::from_nanos)
+    };
+    usage.ok_or(CgroupError::Parse {
+        path,
+        content: text,
+    })
+}
+
 /// A CPU bandwidth limit: `quota` microseconds of CPU time per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuLimit {

@@ -34,6 +34,7 @@ mod logs;
 mod network;
 mod overlay;
 mod paths;
+mod ports;
 mod runc;
 mod runtime;
 mod seccomp;

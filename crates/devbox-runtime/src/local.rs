@@ -35,7 +35,7 @@ use crate::runtime::{
 use crate::stub::{self, StubError};
 use crate::{
     activity, agent, agent_keys, cgroup, changes, command_status, connect, diff, hostfiles, logs,
-    overlay, shim, sys, users,
+    overlay, ports, shim, sys, users,
 };
 
 /// How long a container may take to die after SIGKILL.
@@ -718,6 +718,30 @@ impl Runtime for LocalRuntime {
         let current = p.console_log();
         let older = current.with_extension("log.1");
         logs::stream(current, older, opts, self.liveness(id).await?)
+    }
+
+    async fn listening_ports(&self, id: &DevboxId) -> Result<Vec<u16>, RuntimeError> {
+        let Some(Status::Running(pid)) = self.inner.runc.state(id).await? else {
+            return Err(RuntimeError::NotRunning { id: id.clone() });
+        };
+        ports::listening(pid).map_err(|source| RuntimeError::Io {
+            op: "read",
+            path: format!("/proc/{pid}/net/tcp").into(),
+            source,
+        })
+    }
+
+    async fn cpu_usage(&self, id: &DevboxId) -> Result<Option<Duration>, RuntimeError> {
+        if !matches!(self.inner.runc.state(id).await?, Some(Status::Running(_))) {
+            return Ok(None);
+        }
+        match cgroup::cpu_usage(id) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) => {
+                tracing::debug!(devbox = %id, "cannot read the CPU usage: {e}");
+                Ok(None)
+            }
+        }
     }
 
     async fn connect(&self, id: &DevboxId, port: u16) -> Result<Box<dyn Connection>, RuntimeError> {

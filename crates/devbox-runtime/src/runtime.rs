@@ -413,6 +413,22 @@ pub trait Runtime: Send + Sync + fmt::Debug {
     /// notices; the reconciler reads their [`Runtime::status`] then. Best
     /// effort: the reconciler also checks every devbox periodically.
     fn exits(&self) -> BoxStream<'static, DevboxId>;
+
+    /// The TCP ports something listens on inside the running devbox (on any
+    /// of its addresses), ascending. Errors: the devbox is not running.
+    async fn listening_ports(&self, id: &DevboxId) -> Result<Vec<u16>, RuntimeError> {
+        let _ = id;
+        Err(RuntimeError::Unsupported {
+            what: "list the ports a devbox listens on",
+        })
+    }
+
+    /// The CPU time the running devbox's processes used in its current run;
+    /// `None` when it does not run or the node cannot tell.
+    async fn cpu_usage(&self, id: &DevboxId) -> Result<Option<Duration>, RuntimeError> {
+        let _ = id;
+        Ok(None)
+    }
 }
 
 #[cfg(test)]

@@ -85,6 +85,10 @@ pub enum AuthError {
     Missing,
     #[error("invalid API token")]
     Invalid,
+    #[error(
+        "a request made with the web page's session lacks its CSRF token, or comes from another site: send X-CSRF-Token from `GET /api/v1/session`"
+    )]
+    Csrf,
     #[error(transparent)]
     Store(#[from] devbox_store::StoreError),
 }

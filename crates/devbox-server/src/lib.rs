@@ -9,14 +9,21 @@ mod activity;
 mod api;
 mod auth;
 mod datadir;
+mod events;
 mod host;
+mod idle;
+mod ingress;
+mod listener;
 mod locks;
 mod maintenance;
 mod ops;
 mod reconcile;
 mod registry;
+mod secret;
+mod session;
 mod ssh;
 mod state;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +59,13 @@ pub struct ServerConfig {
     pub blob_store: BlobLocation,
     /// Address of the SSH gateway.
     pub ssh_listen: SocketAddr,
+    /// Devbox ports are reached as `<port>-<devbox>.<domain>`.
+    pub ingress_domain: String,
+    /// How long a request to a stopped devbox's port waits for it to start.
+    pub wake_timeout: std::time::Duration,
+    /// CPU use (in cores, 0.05 for 5% of one) below which a devbox with an
+    /// auto-stop window counts as idle.
+    pub idle_cpu: f64,
 }
 
 /// How commits are written, merged and kept.
@@ -88,6 +102,10 @@ pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/devbox";
+
+/// Default domain of the ingress: every name under `localhost` resolves to
+/// the loopback address.
+pub const DEFAULT_INGRESS_DOMAIN: &str = "localhost";
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
@@ -150,6 +168,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         registry: registry::Registry::new(&images, &config.registry)?,
         agent_secret,
         gateway: Default::default(),
+        events: events::EventBus::random(),
+        secret: secret::ServerSecret::load_or_create(data)?,
+        ingress: Arc::new(ingress::Ingress::new(
+            config.ingress_domain.clone(),
+            config.wake_timeout,
+        )),
         activity: Default::default(),
     };
     reconcile::at_boot(&state)
@@ -158,6 +182,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let reconciler = reconcile::spawn(state.clone());
     let maintenance = maintenance::spawn(state.clone());
     let sweeper = state.registry.spawn_sweeper();
+    let idle = idle::spawn(state.clone(), config.idle_cpu);
 
     // Listening last: a client that can connect finds everything ready.
     let ssh_listener = ssh::bind(config.ssh_listen).await?;
@@ -174,13 +199,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         "devbox server listening on http://{}",
         listener.local_addr()?
     );
-    let served = axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let router = api::router(state.clone());
+    let served = listener::serve(listener, state, router, shutdown_signal()).await;
     reconciler.abort();
     maintenance.abort();
     sweeper.abort();
     gateway.abort();
+    idle.abort();
     served?;
     Ok(())
 }

@@ -29,8 +29,15 @@ pub struct AppState {
     /// The SSH gateway, once it listens; the HTTPS tunnel serves its
     /// streams.
     pub gateway: Arc<std::sync::OnceLock<crate::ssh::Gateway>>,
-    /// When each devbox was last used.
-    pub activity: Arc<crate::activity::ActivityLog>,
+    /// State changes and operations, for `/api/v1/events`.
+    pub events: crate::events::EventBus,
+    /// Signs links to ports and web sessions.
+    pub secret: crate::secret::ServerSecret,
+    /// The ingress's settings and the devboxes it woke.
+    pub ingress: Arc<crate::ingress::Ingress>,
+    /// Sessions and requests of each devbox, for `last_activity` and idle
+    /// auto-stop.
+    pub activity: crate::activity::Activity,
 }
 
 /// The single owner of every devbox until users exist: commits live in the

@@ -11,7 +11,9 @@
 //! Every method is one transaction: it happens completely or not at all.
 
 mod error;
+pub mod idle;
 mod keys;
+pub mod ports;
 mod records;
 mod registry;
 pub mod sqlite;
@@ -23,7 +25,9 @@ use devbox_model::api::CommandStatus;
 use devbox_model::{DevboxId, DevboxName, Digest, EnvVar, Resources, State};
 
 pub use error::{DatabaseSource, StoreError};
+pub use idle::IdleStore;
 pub use keys::{KeyRecord, KeyStore};
+pub use ports::{PortAccess, PortRecord, PortStore};
 pub use records::{
     AppliedSettings, CommitRecord, CommitState, CommitTrigger, DevboxRecord, ImageName,
     ManifestRecord, Removal, RepositoryManifest, TagRecord, TokenRecord, Transition,
@@ -251,12 +255,26 @@ pub trait CommitStore: Send + Sync + std::fmt::Debug {
 /// The whole metadata database; `Arc<dyn Store>` is what the control plane
 /// holds. Implemented for everything that implements each concern.
 pub trait Store:
-    DevboxStore + ImageMetadata + TokenStore + CommitStore + RegistryMetadata + KeyStore
+    DevboxStore
+    + ImageMetadata
+    + TokenStore
+    + CommitStore
+    + RegistryMetadata
+    + KeyStore
+    + PortStore
+    + IdleStore
 {
 }
 
-impl<
-    T: DevboxStore + ImageMetadata + TokenStore + CommitStore + RegistryMetadata + KeyStore + ?Sized,
-> Store for T
+impl<T> Store for T where
+    T: DevboxStore
+        + ImageMetadata
+        + TokenStore
+        + CommitStore
+        + RegistryMetadata
+        + KeyStore
+        + PortStore
+        + IdleStore
+        + ?Sized
 {
 }

@@ -36,6 +36,11 @@ pub struct CreateArgs {
         value_parser = parse_exclude
     )]
     pub commit_exclude: Vec<String>,
+    /// Stop it (committing, as every stop does) once it has been idle this
+    /// long, e.g. 30m: no exec, terminal or SSH session, no ingress request,
+    /// and almost no CPU use; off (the default) for never.
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse_auto_stop)]
+    pub auto_stop: Option<u64>,
     /// CPU cores (fractions allowed); default 1.
     #[arg(long, value_name = "N", value_parser = parse_cpus)]
     pub cpus: Option<f64>,
@@ -159,6 +164,7 @@ pub fn create_request(args: &CreateArgs) -> CreateDevbox {
         pids: args.pids,
         env: args.env.clone(),
         command: args.cmd.as_deref().map(shell_command),
+        auto_stop: args.auto_stop.filter(|&secs| secs > 0),
     }
 }
 
@@ -222,6 +228,7 @@ mod tests {
             pids: None,
             env: vec!["A=1".parse().unwrap()],
             cmd: Some("while true; do date; sleep 1; done".into()),
+            auto_stop: None,
             json: false,
         };
         let body = serde_json::to_value(create_request(&args)).unwrap();
@@ -255,6 +262,7 @@ mod tests {
             pids: None,
             env: Vec::new(),
             cmd: None,
+            auto_stop: None,
             json: false,
         };
         let body = create_request(&args);

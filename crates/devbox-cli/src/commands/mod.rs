@@ -4,6 +4,7 @@
 pub mod commit;
 pub mod devbox;
 pub mod diff;
+pub mod events;
 pub mod exec;
 pub mod gc;
 pub mod image;
@@ -11,8 +12,9 @@ pub mod import;
 pub mod key;
 pub mod lifecycle;
 pub mod logs;
-pub mod push;
 pub mod open;
+pub mod port;
+pub mod push;
 pub mod server;
 pub mod ssh;
 pub mod update;

@@ -88,8 +88,33 @@ pub struct ServerArgs {
     /// Address of the SSH gateway (`ssh -p PORT NAME@host` logs in to devbox NAME).
     #[arg(long, default_value = devbox_server::DEFAULT_SSH_LISTEN, value_name = "ADDR")]
     pub ssh_listen: SocketAddr,
+    /// Devbox ports are reached at http://<port>-<devbox>.<domain>:<listen port>/
+    /// (and always at /proxy/<devbox>/<port>/); names under localhost resolve
+    /// to this machine without any DNS set up.
+    #[arg(long, default_value = devbox_server::DEFAULT_INGRESS_DOMAIN, value_name = "DOMAIN")]
+    pub ingress_domain: String,
+    /// How long a request to a port of a stopped devbox waits for it to
+    /// start and listen, e.g. 30s or 2m (browsers get a page that reloads).
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub wake_timeout: u64,
+    /// A devbox with an auto-stop window counts as idle while its processes
+    /// use less than this share of one CPU core on average over the window.
+    #[arg(long, default_value = "5%", value_name = "PERCENT", value_parser = parse_percent)]
+    pub idle_cpu: f64,
 }
 
+/// `5%` or `5`: a share of one core, as a fraction.
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let n: f64 = s
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("invalid percentage {s:?}: expected a number like 5%"))?;
+    if !(0.0..=100.0).contains(&n) {
+        return Err(format!("{s} is not between 0% and 100%"));
+    }
+    Ok(n / 100.0)
+}
 
 /// Compression of commit layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -138,6 +163,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<i32> {
             upload_timeout: std::time::Duration::from_secs(args.registry_upload_timeout.max(1)),
         },
         ssh_listen: args.ssh_listen,
+        ingress_domain: args.ingress_domain,
+        wake_timeout: std::time::Duration::from_secs(args.wake_timeout.max(1)),
+        idle_cpu: args.idle_cpu,
     })
     .await?;
     Ok(0)

@@ -17,14 +17,14 @@ use crate::{duration, output};
 #[command(
     override_usage = "devbox update NAME [--cpus N] [--memory SIZE] [--pids N] [--env KEY=VALUE]... \
                       [--unset-env KEY]... [--cmd CMD | --no-cmd] [--auto-commit INTERVAL|off] \
-                      [--commit-exclude PATTERNS | --no-commit-exclude]",
+                      [--commit-exclude PATTERNS | --no-commit-exclude] [--auto-stop DURATION|off]",
     group(
     ArgGroup::new("change")
         .required(true)
         .multiple(true)
         .args([
             "cpus", "memory", "pids", "env", "unset_env", "cmd", "no_cmd", "auto_commit",
-            "commit_exclude", "no_commit_exclude",
+            "commit_exclude", "no_commit_exclude", "auto_stop",
         ])
     )
 )]
@@ -70,6 +70,9 @@ pub struct UpdateArgs {
     /// Remove the devbox's own commit exclude patterns (the defaults stay).
     #[arg(long)]
     pub no_commit_exclude: bool,
+    /// Stop it once it has been idle this long, e.g. 30m; off turns it off.
+    #[arg(long, value_name = "DURATION", value_parser = duration::parse_auto_stop)]
+    pub auto_stop: Option<u64>,
     /// Print the API's JSON.
     #[arg(long)]
     pub json: bool,
@@ -114,6 +117,7 @@ pub fn update_request(args: &UpdateArgs) -> Result<UpdateDevbox, UsageError> {
         } else {
             (!args.commit_exclude.is_empty()).then(|| exclude_list(&args.commit_exclude))
         },
+        auto_stop: args.auto_stop,
     })
 }
 
@@ -153,6 +157,7 @@ mod tests {
             auto_commit: None,
             commit_exclude: Vec::new(),
             no_commit_exclude: false,
+            auto_stop: None,
             json: false,
         }
     }
@@ -207,6 +212,7 @@ mod tests {
         assert_eq!(body.commit_exclude, Some(vec!["/srv/**".to_owned()]));
         let a = UpdateArgs {
             no_commit_exclude: true,
+            auto_stop: None,
             ..args()
         };
         assert_eq!(update_request(&a).unwrap().commit_exclude, Some(Vec::new()));

@@ -155,6 +155,8 @@ pub fn devbox(name: &str, state: DevboxState) -> Devbox {
         head: None,
         auto_commit: None,
         commit_exclude: Vec::new(),
+        auto_stop: None,
+        last_activity: None,
         state,
         error: None,
         resources: Resources::default(),
@@ -163,7 +165,6 @@ pub fn devbox(name: &str, state: DevboxState) -> Devbox {
         ip: "10.77.0.2".into(),
         created_at: chrono::Utc::now() - chrono::Duration::minutes(3),
         updated_at: chrono::Utc::now(),
-        last_activity: None,
     }
 }
 

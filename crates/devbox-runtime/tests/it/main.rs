@@ -7,8 +7,8 @@
 //! temporary root, so tests run side by side, next to concurrent runs and a
 //! server on the same machine, and leave no network behind.
 
-mod commits;
 mod agent_ssh;
+mod commits;
 mod common;
 mod layers;
 mod lifecycle;

@@ -79,9 +79,10 @@ pub fn devbox(d: DevboxRecord) -> Devbox {
         head: None,
         auto_commit: None,
         commit_exclude: Vec::new(),
+        auto_stop: None,
+        last_activity: None,
         created_at: d.created_at,
         updated_at: d.updated_at,
-        last_activity: None,
     }
 }
 

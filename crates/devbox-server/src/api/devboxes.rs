@@ -45,11 +45,12 @@ pub async fn list(
 /// A record as the API shows it, with its commit state.
 pub(super) async fn view(state: &AppState, d: devbox_store::DevboxRecord) -> ApiResult<Devbox> {
     let cs = state.store.commit_state(&d.id).await?;
-    let last_activity = state.activity.last(&d.id);
-    Ok(Devbox {
-        last_activity,
-        ..convert::devbox_with(d, &cs)
-    })
+    let auto_stop = state.store.auto_stop(&d.id).await?;
+    let last_activity = state.activity.seen(&d.id).last;
+    let mut out = convert::devbox_with(d, &cs);
+    out.auto_stop = auto_stop.map(|w| w.as_secs());
+    out.last_activity = last_activity;
+    Ok(out)
 }
 
 #[utoipa::path(post, path = "/api/v1/devboxes", request_body = CreateDevbox,

@@ -10,6 +10,7 @@ use devbox_runtime::RuntimeError;
 use devbox_store::StoreError;
 
 use crate::auth::AuthError;
+use crate::ingress::IngressError;
 use crate::ops::{OpError, StepError};
 
 /// Longest message a client receives; longer ones keep their start and end.
@@ -164,6 +165,30 @@ impl From<OpError> for ApiError {
     }
 }
 
+fn ingress_code(e: &IngressError) -> ErrorCode {
+    match e {
+        IngressError::UnknownDevbox { .. } | IngressError::UnknownPort { .. } => {
+            ErrorCode::NotFound
+        }
+        IngressError::SignIn { .. } => ErrorCode::Unauthorized,
+        IngressError::BadToken { .. }
+        | IngressError::LinkExpired { .. }
+        | IngressError::LinkInvalid { .. } => ErrorCode::Forbidden,
+        IngressError::Starting { .. } | IngressError::NotServing { .. } => ErrorCode::Unavailable,
+        IngressError::WakeTimeout { .. } => ErrorCode::GatewayTimeout,
+        IngressError::WakeFailed { .. }
+        | IngressError::NothingListens { .. }
+        | IngressError::Upstream { .. } => ErrorCode::Upstream,
+        IngressError::Internal { .. } => ErrorCode::Internal,
+    }
+}
+
+impl From<IngressError> for ApiError {
+    fn from(e: IngressError) -> Self {
+        Self::new(ingress_code(&e), e.to_string())
+    }
+}
+
 impl From<ImageError> for ApiError {
     fn from(e: ImageError) -> Self {
         Self::new(e.code(), e.to_string())
@@ -180,6 +205,7 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         let code = match &e {
             AuthError::Missing | AuthError::Invalid => ErrorCode::Unauthorized,
+            AuthError::Csrf => ErrorCode::Forbidden,
             AuthError::Store(s) => store_code(s),
         };
         Self::new(code, e.to_string())

@@ -6,12 +6,15 @@ mod commits;
 mod convert;
 mod devboxes;
 pub mod error;
+mod events;
 mod exec;
 mod images;
 mod keys;
 mod logs;
 mod openapi;
+mod ports;
 mod push;
+mod session;
 mod ssh;
 
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
@@ -50,6 +53,16 @@ pub fn router(state: AppState) -> Router {
         .route("/devboxes/{name}/exec", post(exec::exec))
         .route("/devboxes/{name}/exec/ws", get(exec::exec_ws))
         .route("/devboxes/{name}/logs", get(logs::logs))
+        .route("/events", get(events::events))
+        .route("/devboxes/{name}/ports", get(ports::list))
+        .route(
+            "/devboxes/{name}/ports/{port}",
+            axum::routing::put(ports::set),
+        )
+        .route(
+            "/devboxes/{name}/ports/{port}/share",
+            post(ports::share).delete(ports::revoke),
+        )
         .route("/images", get(images::list))
         .route(
             "/images/import",
@@ -70,6 +83,13 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));
     Router::new()
+        .merge(crate::web::routes())
+        .route(
+            "/api/v1/session",
+            get(session::current)
+                .post(session::sign_in)
+                .delete(session::sign_out),
+        )
         .route("/healthz", get(health))
         .route("/api/v1/openapi.json", get(openapi::document))
         .nest("/api/v1", api)

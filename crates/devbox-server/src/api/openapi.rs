@@ -19,15 +19,17 @@ use utoipa::{Modify, OpenApi};
         super::push::push,
         super::keys::list, super::keys::add, super::keys::remove,
         super::ssh::info, super::ssh::tunnel, super::ssh::open,
+        super::events::events,
+        super::ports::list, super::ports::set, super::ports::share, super::ports::revoke,
+        super::session::sign_in, super::session::current, super::session::sign_out,
     ),
     components(schemas(
         api::ErrorBody, api::ErrorDetail, api::ErrorCode, api::Health, api::CreateDevbox, api::Devbox,
         api::ExecRequest, api::ExecResponse, api::ExecClientMsg, api::ExecServerMsg, api::Image,
-        api::PullRequest, api::ProgressEvent, api::LayerInfo, api::UpdateDevbox, api::CommandStatus,
         api::CommitRequest, api::Commit, api::CommitTrigger, api::RollbackRequest, api::Diff, api::DiffEntry,
         api::IgnoredEntry, api::PathChange, api::GcRequest, api::GcReport,
         api::PullRequest, api::PushRequest, api::ProgressEvent, api::LayerInfo, api::UpdateDevbox, api::CommandStatus,
-        devbox_model::Resources, devbox_model::State,
+        devbox_model::Resources, devbox_model::State, api::Event, api::EventKind, api::Port, api::PortAccess, api::SetPort, api::ShareRequest, api::ShareLink, api::SignIn, api::SessionInfo,
         api::SshKey, api::AddSshKey, api::SshInfo, api::Ide, api::IdeLink,
     )),
     modifiers(&BearerAuth)
@@ -82,6 +84,10 @@ mod tests {
             "/api/v1/devboxes/{name}/diff",
             "/api/v1/gc",
             "/api/v1/images/push",
+            "/api/v1/events",
+            "/api/v1/devboxes/{name}/ports",
+            "/api/v1/devboxes/{name}/ports/{port}",
+            "/api/v1/devboxes/{name}/ports/{port}/share",
         ] {
             assert!(
                 doc.paths.paths.contains_key(path),

@@ -31,34 +31,40 @@ pub async fn commit(
 ) -> OpResult<CommitRecord> {
     tracing::info!(%caller, devbox = %name, consistent = req.consistent, "commit");
     let (state, name) = (state.clone(), name.clone());
-    detached(&name.clone(), async move {
-        let _guard = state.locks.try_lock(&name)?;
-        let devbox = find(&state, &name).await?;
-        if devbox.state != State::Running {
-            return Err(OpError::NothingToCommit {
-                name,
-                state: devbox.state,
-            });
-        }
-        let message = req.message.unwrap_or_default();
-        let commit = commit_run(
-            &state,
-            &devbox,
-            CommitTrigger::Manual,
-            &message,
-            req.consistent,
-        )
-        .await?
-        .expect("a manual commit is made even when nothing changed");
-        if req.pin {
-            state.store.set_pinned(&commit.id, true).await?;
-            return Ok(CommitRecord {
-                pinned: true,
-                ..commit
-            });
-        }
-        Ok(commit)
-    })
+    detached(
+        state.events.clone(),
+        caller,
+        "commit",
+        &name.clone(),
+        async move {
+            let _guard = state.locks.try_lock(&name)?;
+            let devbox = find(&state, &name).await?;
+            if devbox.state != State::Running {
+                return Err(OpError::NothingToCommit {
+                    name,
+                    state: devbox.state,
+                });
+            }
+            let message = req.message.unwrap_or_default();
+            let commit = commit_run(
+                &state,
+                &devbox,
+                CommitTrigger::Manual,
+                &message,
+                req.consistent,
+            )
+            .await?
+            .expect("a manual commit is made even when nothing changed");
+            if req.pin {
+                state.store.set_pinned(&commit.id, true).await?;
+                return Ok(CommitRecord {
+                    pinned: true,
+                    ..commit
+                });
+            }
+            Ok(commit)
+        },
+    )
     .await
 }
 

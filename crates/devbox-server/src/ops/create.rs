@@ -36,7 +36,7 @@ pub async fn create(
     super::commit::check_exclude(&req.commit_exclude)?;
     let state = state.clone();
     let name = req.name.clone();
-    detached(&name, async move {
+    detached(state.events.clone(), caller, "create", &name, async move {
         let _guard = state.locks.try_lock(&req.name)?;
         let now = Utc::now();
         let record = DevboxRecord {
@@ -71,6 +71,13 @@ pub async fn create(
                 },
                 e => e.into(),
             })?;
+        super::transition::created(&state, &record);
+        if let Some(secs) = req.auto_stop.filter(|s| *s > 0) {
+            state
+                .store
+                .set_auto_stop(&record.id, Some(std::time::Duration::from_secs(secs)))
+                .await?;
+        }
         if req.auto_commit.is_some() || !req.commit_exclude.is_empty() {
             state
                 .store
@@ -83,15 +90,14 @@ pub async fn create(
                 )
                 .await?;
         }
-        Ok(state
-            .store
-            .transition(
-                &record.id,
-                State::Creating,
-                State::Stopped,
-                &Transition::plain(),
-            )
-            .await?)
+        Ok(super::transition::transition(
+            &state,
+            &record.id,
+            State::Creating,
+            State::Stopped,
+            &Transition::plain(),
+        )
+        .await?)
     })
     .await
 }

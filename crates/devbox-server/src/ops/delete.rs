@@ -14,28 +14,33 @@ use crate::state::{AppState, repository};
 pub async fn delete(state: &AppState, caller: &Caller, name: &DevboxName) -> OpResult<()> {
     tracing::info!(%caller, devbox = %name, "delete");
     let (state, name) = (state.clone(), name.clone());
-    detached(&name.clone(), async move {
-        let _guard = state.locks.try_lock(&name)?;
-        let devbox = find(&state, &name).await?;
-        if let Plan::Noop =
-            plan(devbox.state, Operation::Delete).map_err(|source| OpError::Transition {
-                name: name.clone(),
-                source,
-            })?
-        {
-            return Ok(());
-        }
-        let deleting = state
-            .store
-            .transition(
+    detached(
+        state.events.clone(),
+        caller,
+        "delete",
+        &name.clone(),
+        async move {
+            let _guard = state.locks.try_lock(&name)?;
+            let devbox = find(&state, &name).await?;
+            if let Plan::Noop =
+                plan(devbox.state, Operation::Delete).map_err(|source| OpError::Transition {
+                    name: name.clone(),
+                    source,
+                })?
+            {
+                return Ok(());
+            }
+            let deleting = super::transition::transition(
+                &state,
                 &devbox.id,
                 devbox.state,
                 State::Deleting,
                 &Transition::plain(),
             )
             .await?;
-        finish(&state, &deleting).await
-    })
+            finish(&state, &deleting).await
+        },
+    )
     .await
 }
 
@@ -50,19 +55,20 @@ pub(crate) async fn finish(
             name: deleting.name.clone(),
             source: Box::new(source.into()),
         };
-        state
-            .store
-            .transition(
-                &deleting.id,
-                State::Deleting,
-                State::Error,
-                &Transition::failed(err.to_string()),
-            )
-            .await?;
+        super::transition::transition(
+            state,
+            &deleting.id,
+            State::Deleting,
+            State::Error,
+            &Transition::failed(err.to_string()),
+        )
+        .await?;
         return Err(err);
     }
     let commits = state.store.list_commits(&deleting.id).await?;
     state.store.delete_devbox(&deleting.id).await?;
+    super::transition::deleted(state, &deleting.name);
+    state.activity.forget(&deleting.id);
     // Its commits' images go with it, unless another devbox was forked from
     // one (the store keeps that one) or another name holds it.
     let repo = repository(&deleting.name);

@@ -37,10 +37,39 @@ pub async fn exec(
     }
     let image = state.images.resolve_digest(&devbox.image_digest).await?;
     let spec = exec_spec(&devbox, &image, req.cmd, &req.env, req.workdir, req.tty)?;
-    state.activity.touch(&devbox.id);
-    state
+    let session = state
         .runtime
         .exec(&devbox.id, &spec)
         .await
-        .map_err(OpError::runtime(&devbox.name, devbox.state))
+        .map_err(OpError::runtime(&devbox.name, devbox.state))?;
+    Ok(Box::new(Tracked {
+        inner: session,
+        _guard: state.activity.session(&devbox.id),
+    }))
+}
+
+/// An exec that keeps its devbox from counting as idle while it is open.
+#[derive(Debug)]
+struct Tracked {
+    inner: Box<dyn ExecSession>,
+    _guard: crate::activity::SessionGuard,
+}
+
+#[async_trait::async_trait]
+impl ExecSession for Tracked {
+    fn take_stdin(&mut self) -> Option<devbox_runtime::ExecWriter> {
+        self.inner.take_stdin()
+    }
+    fn take_stdout(&mut self) -> Option<devbox_runtime::ExecReader> {
+        self.inner.take_stdout()
+    }
+    fn take_stderr(&mut self) -> Option<devbox_runtime::ExecReader> {
+        self.inner.take_stderr()
+    }
+    fn control(&self) -> std::sync::Arc<dyn devbox_runtime::ExecControl> {
+        self.inner.control()
+    }
+    async fn wait(&mut self) -> Result<i32, devbox_runtime::RuntimeError> {
+        self.inner.wait().await
+    }
 }

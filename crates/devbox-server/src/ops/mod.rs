@@ -7,6 +7,7 @@
 //! Each takes the [`Caller`](crate::auth::Caller), which is where access will
 //! be checked once users exist.
 
+pub mod auto_stop;
 pub mod commit;
 pub mod create;
 pub mod delete;
@@ -17,8 +18,9 @@ pub mod history;
 pub mod images;
 pub mod keys;
 pub mod logs;
-pub mod push;
 pub mod open;
+pub mod ports;
+pub mod push;
 pub mod read;
 pub mod registry;
 pub mod restart;
@@ -33,6 +35,7 @@ mod error;
 mod run;
 mod spec;
 mod task;
+pub(crate) mod transition;
 
 pub use error::{OpError, OpResult, StepError};
 pub(crate) use run::{STOP_GRACE, settle_stop};

@@ -19,20 +19,26 @@ pub async fn restart(
 ) -> OpResult<DevboxRecord> {
     tracing::info!(%caller, devbox = %name, ?grace, "restart");
     let (state, name) = (state.clone(), name.clone());
-    detached(&name.clone(), async move {
-        let _guard = state.locks.try_lock(&name)?;
-        let devbox = find(&state, &name).await?;
-        let begin = match plan(devbox.state, Operation::Restart)
-            .map_err(|source| OpError::Transition { name, source })?
-        {
-            Plan::Noop => return Ok(devbox),
-            Plan::Begin(s) => s,
-        };
-        let stopped = match begin {
-            State::Stopping => run::stop(&state, &devbox, grace).await?,
-            _ => devbox,
-        };
-        run::start(&state, &stopped).await
-    })
+    detached(
+        state.events.clone(),
+        caller,
+        "restart",
+        &name.clone(),
+        async move {
+            let _guard = state.locks.try_lock(&name)?;
+            let devbox = find(&state, &name).await?;
+            let begin = match plan(devbox.state, Operation::Restart)
+                .map_err(|source| OpError::Transition { name, source })?
+            {
+                Plan::Noop => return Ok(devbox),
+                Plan::Begin(s) => s,
+            };
+            let stopped = match begin {
+                State::Stopping => run::stop(&state, &devbox, grace).await?,
+                _ => devbox,
+            };
+            run::start(&state, &stopped).await
+        },
+    )
     .await
 }

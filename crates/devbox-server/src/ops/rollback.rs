@@ -22,54 +22,60 @@ pub async fn rollback(
 ) -> OpResult<DevboxRecord> {
     tracing::info!(%caller, devbox = %name, commit, "rollback");
     let (state, name, commit) = (state.clone(), name.clone(), commit.to_owned());
-    detached(&name.clone(), async move {
-        let _guard = state.locks.try_lock(&name)?;
-        let devbox = find(&state, &name).await?;
-        plan(devbox.state, Operation::Update).map_err(|source| OpError::Transition {
-            name: name.clone(),
-            source,
-        })?;
-        let target = state
-            .store
-            .get_commit(&commit)
-            .await?
-            .filter(|c| c.devbox == devbox.id)
-            .ok_or_else(|| OpError::UnknownCommit {
-                name: name.clone(),
-                commit: commit.clone(),
-            })?;
-        if target.manifest.is_none() {
-            return Err(OpError::CommitReclaimed {
-                name: name.clone(),
-                commit,
-            });
-        }
-        let running = devbox.state == State::Running;
-        let devbox = if running {
-            run::stop(&state, &devbox, grace).await?
-        } else {
-            let cs = state.store.commit_state(&devbox.id).await?;
-            let status = state
-                .runtime
-                .status(&devbox.id)
-                .await
-                .map_err(OpError::runtime(&name, devbox.state))?;
-            if cs.active_base.is_some() && status.active_changes {
-                return Err(OpError::Uncommitted { name });
-            }
-            devbox
-        };
-        state.store.set_head(&devbox.id, Some(&target.id)).await?;
-        if running {
+    detached(
+        state.events.clone(),
+        caller,
+        "rollback",
+        &name.clone(),
+        async move {
+            let _guard = state.locks.try_lock(&name)?;
             let devbox = find(&state, &name).await?;
-            if let Plan::Begin(_) = plan(devbox.state, Operation::Start)
-                .map_err(|source| OpError::Transition { name, source })?
-            {
-                return run::start(&state, &devbox).await;
+            plan(devbox.state, Operation::Update).map_err(|source| OpError::Transition {
+                name: name.clone(),
+                source,
+            })?;
+            let target = state
+                .store
+                .get_commit(&commit)
+                .await?
+                .filter(|c| c.devbox == devbox.id)
+                .ok_or_else(|| OpError::UnknownCommit {
+                    name: name.clone(),
+                    commit: commit.clone(),
+                })?;
+            if target.manifest.is_none() {
+                return Err(OpError::CommitReclaimed {
+                    name: name.clone(),
+                    commit,
+                });
             }
-            return Ok(devbox);
-        }
-        find(&state, &name).await
-    })
+            let running = devbox.state == State::Running;
+            let devbox = if running {
+                run::stop(&state, &devbox, grace).await?
+            } else {
+                let cs = state.store.commit_state(&devbox.id).await?;
+                let status = state
+                    .runtime
+                    .status(&devbox.id)
+                    .await
+                    .map_err(OpError::runtime(&name, devbox.state))?;
+                if cs.active_base.is_some() && status.active_changes {
+                    return Err(OpError::Uncommitted { name });
+                }
+                devbox
+            };
+            state.store.set_head(&devbox.id, Some(&target.id)).await?;
+            if running {
+                let devbox = find(&state, &name).await?;
+                if let Plan::Begin(_) = plan(devbox.state, Operation::Start)
+                    .map_err(|source| OpError::Transition { name, source })?
+                {
+                    return run::start(&state, &devbox).await;
+                }
+                return Ok(devbox);
+            }
+            find(&state, &name).await
+        },
+    )
     .await
 }

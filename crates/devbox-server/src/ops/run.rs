@@ -22,15 +22,14 @@ pub const STOP_GRACE: Duration = Duration::from_secs(10);
 /// then `Running`. On failure the runtime is cleaned up and the devbox is
 /// left in `Error` with the reason.
 pub(crate) async fn start(state: &AppState, devbox: &DevboxRecord) -> OpResult<DevboxRecord> {
-    let starting = state
-        .store
-        .transition(
-            &devbox.id,
-            devbox.state,
-            State::Starting,
-            &Transition::plain(),
-        )
-        .await?;
+    let starting = super::transition::transition(
+        state,
+        &devbox.id,
+        devbox.state,
+        State::Starting,
+        &Transition::plain(),
+    )
+    .await?;
     let result = async {
         let from = run_image(state, &starting).await?;
         let image = state.images.resolve_digest(&from).await?;
@@ -53,15 +52,18 @@ pub(crate) async fn start(state: &AppState, devbox: &DevboxRecord) -> OpResult<D
     }
     .await;
     match result {
-        Ok(()) => Ok(state
-            .store
-            .transition(
+        Ok(()) => {
+            // A start is activity: an idle window begins now.
+            state.activity.touch(&starting.id);
+            Ok(super::transition::transition(
+                state,
                 &starting.id,
                 State::Starting,
                 State::Running,
                 &Transition::plain(),
             )
-            .await?),
+            .await?)
+        }
         Err(source) => {
             let err = OpError::Failed {
                 op: "start",
@@ -71,15 +73,14 @@ pub(crate) async fn start(state: &AppState, devbox: &DevboxRecord) -> OpResult<D
             if let Err(cleanup) = state.runtime.stop(&starting.id, Duration::ZERO).await {
                 tracing::warn!(devbox = %starting.name, "cleanup after a failed start: {cleanup}");
             }
-            state
-                .store
-                .transition(
-                    &starting.id,
-                    State::Starting,
-                    State::Error,
-                    &Transition::failed(err.to_string()),
-                )
-                .await?;
+            super::transition::transition(
+                state,
+                &starting.id,
+                State::Starting,
+                State::Error,
+                &Transition::failed(err.to_string()),
+            )
+            .await?;
             Err(err)
         }
     }
@@ -111,15 +112,14 @@ pub(crate) async fn stop(
     devbox: &DevboxRecord,
     grace: Duration,
 ) -> OpResult<DevboxRecord> {
-    let stopping = state
-        .store
-        .transition(
-            &devbox.id,
-            devbox.state,
-            State::Stopping,
-            &Transition::plain(),
-        )
-        .await?;
+    let stopping = super::transition::transition(
+        state,
+        &devbox.id,
+        devbox.state,
+        State::Stopping,
+        &Transition::plain(),
+    )
+    .await?;
     settle_stop(state, &stopping, grace, Transition::plain()).await
 }
 
@@ -158,25 +158,28 @@ pub(crate) async fn settle_stop(
         Err(e) => Err(e),
     };
     match result {
-        Ok(()) => Ok(state
-            .store
-            .transition(&stopping.id, State::Stopping, State::Stopped, &note)
-            .await?),
+        Ok(()) => Ok(super::transition::transition(
+            state,
+            &stopping.id,
+            State::Stopping,
+            State::Stopped,
+            &note,
+        )
+        .await?),
         Err(source) => {
             let err = OpError::Failed {
                 op: "stop",
                 name: stopping.name.clone(),
                 source: Box::new(source),
             };
-            state
-                .store
-                .transition(
-                    &stopping.id,
-                    State::Stopping,
-                    State::Error,
-                    &Transition::failed(err.to_string()),
-                )
-                .await?;
+            super::transition::transition(
+                state,
+                &stopping.id,
+                State::Stopping,
+                State::Error,
+                &Transition::failed(err.to_string()),
+            )
+            .await?;
             Err(err)
         }
     }

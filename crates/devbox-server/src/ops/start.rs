@@ -13,15 +13,21 @@ use crate::state::AppState;
 pub async fn start(state: &AppState, caller: &Caller, name: &DevboxName) -> OpResult<DevboxRecord> {
     tracing::info!(%caller, devbox = %name, "start");
     let (state, name) = (state.clone(), name.clone());
-    detached(&name.clone(), async move {
-        let _guard = state.locks.try_lock(&name)?;
-        let devbox = find(&state, &name).await?;
-        match plan(devbox.state, Operation::Start)
-            .map_err(|source| OpError::Transition { name, source })?
-        {
-            Plan::Noop => Ok(devbox),
-            Plan::Begin(_) => run::start(&state, &devbox).await,
-        }
-    })
+    detached(
+        state.events.clone(),
+        caller,
+        "start",
+        &name.clone(),
+        async move {
+            let _guard = state.locks.try_lock(&name)?;
+            let devbox = find(&state, &name).await?;
+            match plan(devbox.state, Operation::Start)
+                .map_err(|source| OpError::Transition { name, source })?
+            {
+                Plan::Noop => Ok(devbox),
+                Plan::Begin(_) => run::start(&state, &devbox).await,
+            }
+        },
+    )
     .await
 }

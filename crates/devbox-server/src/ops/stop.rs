@@ -21,15 +21,21 @@ pub async fn stop(
 ) -> OpResult<DevboxRecord> {
     tracing::info!(%caller, devbox = %name, ?grace, "stop");
     let (state, name) = (state.clone(), name.clone());
-    detached(&name.clone(), async move {
-        let _guard = state.locks.try_lock(&name)?;
-        let devbox = find(&state, &name).await?;
-        match plan(devbox.state, Operation::Stop)
-            .map_err(|source| OpError::Transition { name, source })?
-        {
-            Plan::Noop => Ok(devbox),
-            Plan::Begin(_) => run::stop(&state, &devbox, grace).await,
-        }
-    })
+    detached(
+        state.events.clone(),
+        caller,
+        "stop",
+        &name.clone(),
+        async move {
+            let _guard = state.locks.try_lock(&name)?;
+            let devbox = find(&state, &name).await?;
+            match plan(devbox.state, Operation::Stop)
+                .map_err(|source| OpError::Transition { name, source })?
+            {
+                Plan::Noop => Ok(devbox),
+                Plan::Begin(_) => run::stop(&state, &devbox, grace).await,
+            }
+        },
+    )
     .await
 }

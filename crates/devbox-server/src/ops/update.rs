@@ -29,52 +29,62 @@ pub async fn update(
         });
     }
     let (state, name) = (state.clone(), name.clone());
-    detached(&name.clone(), async move {
-        let _guard = state.locks.try_lock(&name)?;
-        let devbox = find(&state, &name).await?;
-        plan(devbox.state, Operation::Update).map_err(|source| OpError::Transition {
-            name: name.clone(),
-            source,
-        })?;
-        let resources = Resources {
-            cpus: req.cpus.unwrap_or(devbox.resources.cpus),
-            memory: req.memory.map_or(devbox.resources.memory, ByteSize),
-            pids: req.pids.unwrap_or(devbox.resources.pids),
-        };
-        resources.validate(&state.limits)?;
-        let env = apply_env(&devbox, &req.env, &req.unset_env)?;
-        let command = match req.command {
-            None => devbox.command.clone(),
-            Some(cmd) if cmd.is_empty() => None,
-            Some(cmd) => Some(cmd),
-        };
-        if devbox.state == State::Running && resources != devbox.resources {
-            // The kernel's limits first: if it refuses, nothing is recorded.
-            state
-                .runtime
-                .update(&devbox.id, &resources)
-                .await
-                .map_err(OpError::runtime(&name, devbox.state))?;
-        }
-        if req.auto_commit.is_some() || req.commit_exclude.is_some() {
-            let cs = state.store.commit_state(&devbox.id).await?;
-            let exclude = req.commit_exclude.clone().unwrap_or(cs.exclude);
-            super::commit::check_exclude(&exclude)?;
-            let auto = match req.auto_commit {
-                Some(0) => None,
-                Some(s) => Some(std::time::Duration::from_secs(s)),
-                None => cs.auto_commit,
+    detached(
+        state.events.clone(),
+        caller,
+        "update",
+        &name.clone(),
+        async move {
+            let _guard = state.locks.try_lock(&name)?;
+            let devbox = find(&state, &name).await?;
+            plan(devbox.state, Operation::Update).map_err(|source| OpError::Transition {
+                name: name.clone(),
+                source,
+            })?;
+            let resources = Resources {
+                cpus: req.cpus.unwrap_or(devbox.resources.cpus),
+                memory: req.memory.map_or(devbox.resources.memory, ByteSize),
+                pids: req.pids.unwrap_or(devbox.resources.pids),
             };
-            state
+            resources.validate(&state.limits)?;
+            let env = apply_env(&devbox, &req.env, &req.unset_env)?;
+            let command = match req.command {
+                None => devbox.command.clone(),
+                Some(cmd) if cmd.is_empty() => None,
+                Some(cmd) => Some(cmd),
+            };
+            if devbox.state == State::Running && resources != devbox.resources {
+                // The kernel's limits first: if it refuses, nothing is recorded.
+                state
+                    .runtime
+                    .update(&devbox.id, &resources)
+                    .await
+                    .map_err(OpError::runtime(&name, devbox.state))?;
+            }
+            if req.auto_commit.is_some() || req.commit_exclude.is_some() {
+                let cs = state.store.commit_state(&devbox.id).await?;
+                let exclude = req.commit_exclude.clone().unwrap_or(cs.exclude);
+                super::commit::check_exclude(&exclude)?;
+                let auto = match req.auto_commit {
+                    Some(0) => None,
+                    Some(s) => Some(std::time::Duration::from_secs(s)),
+                    None => cs.auto_commit,
+                };
+                state
+                    .store
+                    .set_commit_settings(&devbox.id, auto, &exclude)
+                    .await?;
+            }
+            if let Some(secs) = req.auto_stop {
+                let after = (secs > 0).then(|| std::time::Duration::from_secs(secs));
+                state.store.set_auto_stop(&devbox.id, after).await?;
+            }
+            Ok(state
                 .store
-                .set_commit_settings(&devbox.id, auto, &exclude)
-                .await?;
-        }
-        Ok(state
-            .store
-            .update_settings(&devbox.id, resources, &env, command.as_deref())
-            .await?)
-    })
+                .update_settings(&devbox.id, resources, &env, command.as_deref())
+                .await?)
+        },
+    )
     .await
 }
 

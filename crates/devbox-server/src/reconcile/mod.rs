@@ -72,6 +72,20 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
                     Err(e) => {
                         let wait = backoff.failed(&id);
                         tracing::warn!(devbox = %id, "reconciling failed, retrying in {wait:?}: {e}");
+                        let devbox = state
+                            .store
+                            .get_devbox_by_id(&id)
+                            .await
+                            .ok()
+                            .flatten()
+                            .map(|d| d.name);
+                        state.events.publish(devbox_model::api::EventKind::Error {
+                            devbox,
+                            message: format!(
+                                "reconciling failed, retrying in {}s: {e}",
+                                wait.as_secs().max(1)
+                            ),
+                        });
                     }
                 }
             }
@@ -107,39 +121,36 @@ pub(crate) async fn reconcile_one(state: &AppState, id: &DevboxId) -> OpResult<(
     match action {
         Recovery::Keep => record_progress(state, &devbox, &status).await,
         Recovery::Adopt => {
-            state
-                .store
-                .transition(
-                    &devbox.id,
-                    devbox.state,
-                    State::Running,
-                    &Transition::plain(),
-                )
-                .await?;
+            ops::transition::transition(
+                state,
+                &devbox.id,
+                devbox.state,
+                State::Running,
+                &Transition::plain(),
+            )
+            .await?;
             record_progress(state, &devbox, &status).await
         }
         Recovery::FinishCreate => {
-            state
-                .store
-                .transition(
-                    &devbox.id,
-                    State::Creating,
-                    State::Stopped,
-                    &Transition::plain(),
-                )
-                .await?;
+            ops::transition::transition(
+                state,
+                &devbox.id,
+                State::Creating,
+                State::Stopped,
+                &Transition::plain(),
+            )
+            .await?;
             Ok(())
         }
         Recovery::Ended => {
-            let stopping = state
-                .store
-                .transition(
-                    &devbox.id,
-                    State::Running,
-                    State::Stopping,
-                    &Transition::plain(),
-                )
-                .await?;
+            let stopping = ops::transition::transition(
+                state,
+                &devbox.id,
+                State::Running,
+                State::Stopping,
+                &Transition::plain(),
+            )
+            .await?;
             let note = Transition::because(why_it_ended(&status));
             ops::settle_stop(state, &stopping, ops::STOP_GRACE, note)
                 .await
@@ -149,15 +160,14 @@ pub(crate) async fn reconcile_one(state: &AppState, id: &DevboxId) -> OpResult<(
             let stopping = if devbox.state == State::Stopping {
                 devbox
             } else {
-                state
-                    .store
-                    .transition(
-                        &devbox.id,
-                        devbox.state,
-                        State::Stopping,
-                        &Transition::plain(),
-                    )
-                    .await?
+                ops::transition::transition(
+                    state,
+                    &devbox.id,
+                    devbox.state,
+                    State::Stopping,
+                    &Transition::plain(),
+                )
+                .await?
             };
             ops::settle_stop(state, &stopping, ops::STOP_GRACE, Transition::plain())
                 .await
@@ -222,19 +232,22 @@ async fn record_failure(
 ) -> anyhow::Result<()> {
     let msg = format!("recovery of devbox {} failed: {e}", devbox.name);
     tracing::error!("{msg}");
+    state.events.publish(devbox_model::api::EventKind::Error {
+        devbox: Some(devbox.name.clone()),
+        message: msg.clone(),
+    });
     let current = state.store.get_devbox_by_id(&devbox.id).await?;
     if let Some(current) = current
         && current.state != State::Error
     {
-        state
-            .store
-            .transition(
-                &current.id,
-                current.state,
-                State::Error,
-                &Transition::failed(msg),
-            )
-            .await?;
+        ops::transition::transition(
+            state,
+            &current.id,
+            current.state,
+            State::Error,
+            &Transition::failed(msg),
+        )
+        .await?;
     }
     Ok(())
 }

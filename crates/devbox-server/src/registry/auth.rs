@@ -136,7 +136,10 @@ impl From<AuthError> for Refusal {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Missing => Refusal::Missing,
-            AuthError::Invalid => Refusal::Invalid,
+            // Registry clients send no web page session, so the CSRF check
+            // never applies to them; were it to fail, the credentials are
+            // what is refused.
+            AuthError::Invalid | AuthError::Csrf => Refusal::Invalid,
             AuthError::Store(s) => Refusal::Store(s),
         }
     }

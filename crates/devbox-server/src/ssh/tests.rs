@@ -245,6 +245,12 @@ async fn fixture() -> Fixture {
         registry: crate::registry::Registry::new(&images, &crate::RegistryConfig::default())
             .unwrap(),
         agent_secret: AgentSecret::from_bytes([5; 32]),
+        events: crate::events::EventBus::random(),
+        secret: crate::secret::ServerSecret::from_bytes([6; 32]),
+        ingress: Arc::new(crate::ingress::Ingress::new(
+            "localhost".into(),
+            Duration::from_secs(5),
+        )),
         gateway: Default::default(),
         activity: Default::default(),
     };

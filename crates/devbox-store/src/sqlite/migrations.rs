@@ -144,6 +144,26 @@ CREATE TABLE ssh_keys (
 );
 CREATE INDEX ssh_keys_by_owner ON ssh_keys(owner);
 "#,
+    // Ingress settings of devboxes' ports: who may reach each one through
+    // the proxy, and the key its signed links are made with. A port
+    // without a row is private.
+    r#"
+CREATE TABLE ports (
+    devbox_id TEXT NOT NULL REFERENCES devboxes(id) ON DELETE CASCADE,
+    port      INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+    access    TEXT NOT NULL,
+    link_key  TEXT NOT NULL,
+    PRIMARY KEY (devbox_id, port)
+);
+"#,
+    // Idle auto-stop: how long each devbox may be idle before it is
+    // stopped. A devbox without a row never is.
+    r#"
+CREATE TABLE auto_stop (
+    devbox_id TEXT PRIMARY KEY REFERENCES devboxes(id) ON DELETE CASCADE,
+    secs      INTEGER NOT NULL CHECK (secs > 0)
+);
+"#,
 ];
 
 /// Runs the migrations the database has not run yet, each in its own

@@ -8,9 +8,11 @@
 
 mod commits;
 mod devboxes;
+mod idle;
 mod images;
 mod keys;
 mod migrations;
+mod ports;
 mod registry;
 mod tokens;
 

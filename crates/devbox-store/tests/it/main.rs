@@ -5,6 +5,7 @@ mod devboxes;
 mod images;
 mod keys;
 mod migrations;
+mod ports;
 mod registry;
 mod support;
 mod tokens;

@@ -362,9 +362,15 @@ impl Server {
 
     /// Runs `devbox logs -f NAME` in the background.
     pub fn follow_logs(&self, name: &str) -> Follower {
+        self.follow(&["logs", "-f", name])
+    }
+
+    /// Runs a `devbox` command that streams (`logs -f`, `events`) in the
+    /// background, collecting what it prints.
+    pub fn follow(&self, args: &[&str]) -> Follower {
         use std::io::Read;
         let mut child = Command::new(env!("CARGO_BIN_EXE_devbox"))
-            .args(["logs", "-f", name])
+            .args(args)
             .env("DEVBOX_URL", &self.url)
             .env("DEVBOX_DATA_DIR", self.data.path())
             .stdout(Stdio::piped())

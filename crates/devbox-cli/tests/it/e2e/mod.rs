@@ -1,11 +1,14 @@
 //! End-to-end tests: the built `devbox` binary against a real server running
 //! real runc containers (root required).
 
+mod auto_stop;
 mod commit_cli;
 mod commits;
 mod errors;
+mod events;
 mod harness;
 mod images;
+mod ingress;
 mod lifecycle;
 mod network;
 mod pty;
@@ -15,3 +18,4 @@ mod registry;
 mod restart;
 mod ssh;
 mod update;
+mod web;

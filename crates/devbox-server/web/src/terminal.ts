@@ -1,0 +1,55 @@
+// A terminal in the browser on the exec WebSocket: a real pty in the
+// devbox, resized with the window, its output shown by xterm.js.
+
+import { Terminal } from "@xterm/xterm";
+import { FitAddon } from "@xterm/addon-fit";
+
+const STDIN = 0, STDOUT = 1, STDERR = 2;
+
+export function openTerminal(el: HTMLElement, devbox: string, onEnd: (msg: string) => void): () => void {
+  const term = new Terminal({ cursorBlink: true, fontSize: 14, convertEol: false });
+  const fit = new FitAddon();
+  term.loadAddon(fit);
+  term.open(el);
+  fit.fit();
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${proto}://${location.host}/api/v1/devboxes/${encodeURIComponent(devbox)}/exec/ws`);
+  ws.binaryType = "arraybuffer";
+  const enc = new TextEncoder();
+  ws.onopen = () => {
+    ws.send(JSON.stringify({
+      type: "start", cmd: ["/bin/sh", "-c", "exec bash -l 2>/dev/null || exec sh -l"],
+      env: ["TERM=xterm-256color"], tty: true, rows: term.rows, cols: term.cols,
+    }));
+    term.focus();
+  };
+  ws.onmessage = (m) => {
+    if (typeof m.data === "string") {
+      const msg = JSON.parse(m.data);
+      if (msg.type === "exit") onEnd(`the shell exited with ${msg.code}`);
+      if (msg.type === "error") onEnd(msg.message);
+      return;
+    }
+    const bytes = new Uint8Array(m.data);
+    if (bytes[0] === STDOUT || bytes[0] === STDERR) term.write(bytes.subarray(1));
+  };
+  ws.onclose = () => onEnd("the terminal session ended");
+  term.onData((d) => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    const data = enc.encode(d);
+    const frame = new Uint8Array(data.length + 1);
+    frame[0] = STDIN;
+    frame.set(data, 1);
+    ws.send(frame);
+  });
+  const resize = () => {
+    fit.fit();
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "resize", rows: term.rows, cols: term.cols }));
+  };
+  window.addEventListener("resize", resize);
+  return () => {
+    window.removeEventListener("resize", resize);
+    ws.close();
+    term.dispose();
+  };
+}
