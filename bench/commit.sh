@@ -110,7 +110,7 @@ trap cleanup EXIT
 
 # The server, with extra flags; devboxes keep running across a restart.
 start_server() {
-    "$devbox" server --data-dir "$work/data" --listen "127.0.0.1:$port" --subnet "$subnet" \
+    "$devbox" server --data-dir "$work/data" --ssh-listen 127.0.0.1:0 --listen "127.0.0.1:$port" --subnet "$subnet" \
         --bridge "$bridge" --gc-grace 0s "$@" >>"$work/server.log" 2>&1 &
     server=$!
     for _ in $(seq 200); do

@@ -60,7 +60,7 @@ echo 'root:x:0:0:root:/root:/bin/sh' > "$work/rootfs/etc/passwd"
 echo 'hello' > "$work/rootfs/www/small"
 head -c 1048576 /dev/urandom > "$work/rootfs/www/big"
 
-"$devbox" server --data-dir "$work/data" --listen "127.0.0.1:$port" --subnet "$subnet" --bridge "$bridge" \
+"$devbox" server --data-dir "$work/data" --ssh-listen 127.0.0.1:0 --listen "127.0.0.1:$port" --subnet "$subnet" --bridge "$bridge" \
     >"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done

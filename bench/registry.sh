@@ -102,7 +102,7 @@ echo "{\"schemaVersion\":2,\"manifests\":[$big,$small]}" >"$layout/index.json"
 big_bytes=$(( ${sizes[0]} + ${sizes[1]} + ${sizes[2]} + ${sizes[3]} + ${sizes[4]} + ${sizes[5]} + ${sizes[6]} + ${sizes[7]} ))
 small_bytes=$(( ${sizes[0]} + ${sizes[1]} ))
 
-"$devbox" server --data-dir "$work/data" --listen "$ours" --subnet "$subnet" --bridge "$bridge" \
+"$devbox" server --data-dir "$work/data" --ssh-listen 127.0.0.1:0 --listen "$ours" --subnet "$subnet" --bridge "$bridge" \
     >"$work/server.log" 2>&1 &
 server=$!
 printf 'version: 0.1\nstorage: {filesystem: {rootdirectory: %s}}\nhttp: {addr: "%s"}\nlog: {level: error}\n' \

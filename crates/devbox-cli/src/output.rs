@@ -217,7 +217,7 @@ pub fn devbox_detail(d: &Devbox, now: DateTime<Utc>) -> String {
     };
     fields.push(("Auto-stop", auto_stop));
     if let Some(t) = d.last_activity {
-        fields.push(("Last activity", format_time(t, now)));
+        fields.push(("Last used", format_time(t, now)));
     }
     fields.extend([
         ("Created", format_time(d.created_at, now)),

@@ -18,7 +18,7 @@ export function openTerminal(el: HTMLElement, devbox: string, onEnd: (msg: strin
   const enc = new TextEncoder();
   ws.onopen = () => {
     ws.send(JSON.stringify({
-      type: "start", cmd: ["/bin/sh", "-c", "exec bash -l 2>/dev/null || exec sh -l"],
+      type: "start", cmd: ["/bin/sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi"],
       env: ["TERM=xterm-256color"], tty: true, rows: term.rows, cols: term.cols,
     }));
     term.focus();
