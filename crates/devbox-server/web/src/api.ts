@@ -18,6 +18,8 @@ export interface Diff {
   entries: { path: string; change: string; kind: string | null; size: number }[];
   ignored: { path: string; dir: boolean; entries: number; bytes: number }[];
 }
+export interface SshInfo { host_key: string; port: number }
+export interface IdeLink { ide: string; url: string; host: string; port: number; user: string; workdir: string }
 export interface Port { port: number; access: string; listening: boolean; url: string; path_url: string }
 
 let csrf = sessionStorage.getItem("devbox-csrf") ?? "";

@@ -1,8 +1,9 @@
 // The Devbox web page: sign-in, the dashboard (live through the event
-// stream), a devbox's detail (resources, commits, logs, ports,
+// stream), a devbox's detail (resources, IDE links and SSH, commits, logs, ports,
 // terminal) and images (list, import and pull with progress, remove).
 
 import { ApiError, Devbox, Image, Port, call, ndjson, post, setCsrf, csrfToken } from "./api";
+import { accessPanel } from "./access";
 import { commitsPanel } from "./commits";
 import { openTerminal } from "./terminal";
 import { Child, act, ago, closeEvents, events, h, say, size, when } from "./ui";
@@ -129,6 +130,7 @@ async function detail(name: string) {
   fill(d);
   const refresh = async () => fill(latest = await call<Devbox>("GET", `/devboxes/${name}`));
   const history = commitsPanel(name, () => latest);
+  const access = accessPanel(d);
   const logs = h("pre", { class: "logs", id: "logs" });
   const ports = h("tbody");
   const loadPorts = async () => {
@@ -172,10 +174,11 @@ async function detail(name: string) {
     h("div", { class: "card" }, h("h2", {}, name), info,
       lifecycleButtons(d, refresh), " ",
       h("a", { class: "button", href: `#/devbox/${name}/terminal`, id: "open-terminal" }, "Terminal")),
+    access.el,
     history.el,
     h("div", { class: "card" }, h("h2", {}, "Logs"), logs),
     h("div", { class: "card" }, h("h2", {}, "Ports"), h("table", {}, ports)));
-  await Promise.all([loadPorts(), history.load()]);
+  await Promise.all([loadPorts(), history.load(), access.load()]);
 }
 
 function terminalView(name: string) {
