@@ -93,7 +93,8 @@ export function commitsPanel(name: string, current: () => Devbox): CommitsPanel 
       status.className = "error";
       load().catch(() => {});
     } else if (ev.type === "operation_finished" && CHANGES.has(ev.op)) {
-      status.textContent = "";
+      // The line said an operation runs; what it said after one ended stays.
+      if (status.textContent?.endsWith("…")) status.textContent = "";
       load().catch(() => {});
     }
   };

@@ -167,6 +167,8 @@ async function detail(name: string) {
     if (ev.type === "gap") { refresh(); loadPorts(); history.load(); return; }
     if (ev.devbox !== name) return;
     history.onEvent(ev);
+    // A commit or rollback moves the head without a change of state.
+    if (ev.type === "operation_finished") refresh();
     if (ev.type === "state") { refresh(); if (ev.to === "running" || ev.to === "stopped") loadPorts(); }
     if (ev.type === "deleted") location.hash = "#/";
   }));
