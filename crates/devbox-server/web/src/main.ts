@@ -67,7 +67,7 @@ function lifecycleButtons(d: Devbox, after: () => void): HTMLElement {
 async function dashboard() {
   const table = h("tbody");
   const images = h("select", { id: "new-image", required: true });
-  const name = h("input", { id: "new-name", placeholder: "name", required: true, pattern: "[a-z][a-z0-9-]*" }) as HTMLInputElement;
+  const name = h("input", { id: "new-name", placeholder: "name", required: true, pattern: "[a-z][a-z0-9\\-]*" }) as HTMLInputElement;
   const autoStop = h("input", { id: "new-auto-stop", placeholder: "auto-stop minutes (optional)", type: "number", min: "1" }) as HTMLInputElement;
   const rows = new Map<string, HTMLElement>();
   const load = async () => {
