@@ -2,8 +2,8 @@
 // sign in, create and start a devbox, see its state change without a
 // reload, type `echo hi` in the terminal and see `hi`, see the change it
 // made pending, commit it from the page and see the commit in the history
-// (and one made through the API arrive live), see the IDE links and the
-// ssh command, stop it, delete it.
+// (and one made through the API arrive live), roll back to it, fork a
+// devbox from it, see the IDE links and the ssh command, stop it, delete it.
 // Screenshots go to $SHOTS. Run by the Rust e2e test `web`, which starts
 // the server and passes DEVBOX_URL and DEVBOX_TOKEN.
 import { chromium } from "playwright-core";
@@ -106,12 +106,27 @@ try {
   if (reloads.length) throw new Error(`the page reloaded: ${reloads}`);
   await page.screenshot({ path: `${shots}/commits.png`, fullPage: true });
 
+  // Confirmations are accepted; the fork's prompt gets its name.
+  page.on("dialog", (d) => d.type() === "prompt" ? d.accept("webui-fork") : d.accept());
+
+  step("roll back to the page's commit: the running devbox restarts from it");
+  await mine.locator('button[data-op="rollback"]').click();
+  await page.locator("#commits tr.head", { hasText: "from the page" }).waitFor();
+  await page.locator('.facts [data-state="running"]').waitFor();
+
+  step("fork a new devbox from that commit, then delete the fork");
+  await mine.locator('button[data-op="fork"]').click();
+  await page.locator("h2", { hasText: "webui-fork" }).waitFor();
+  await page.locator('.facts [data-state="stopped"]').waitFor();
+  await page.locator('button[data-op="delete"]').click();
+  await page.locator('tr[data-devbox="webui-fork"]').waitFor({ state: "detached" });
+  await page.locator('tr[data-devbox="webui"]').waitFor();
+
   step("stop and delete");
   await page.goto(`${url}/ui/#/`);
   await row.locator('[data-state="running"]').waitFor();
   await row.locator('button[data-op="stop"]').click();
   await row.locator('[data-state="stopped"]').waitFor();
-  page.on("dialog", (d) => d.accept());
   await row.locator('button[data-op="delete"]').click();
   await row.waitFor({ state: "detached" });
   await page.screenshot({ path: `${shots}/deleted.png`, fullPage: true });
