@@ -9,7 +9,17 @@ export interface Devbox {
   command: string[] | null; created_at: string;
 }
 export interface Image { reference: string; digest: string; size: number; layers: number; created_at: string }
-export interface Commit { id: string; created_at: string; trigger: string; message: string; head: boolean; layer_size: number; digest: string | null }
+export interface Commit {
+  id: string; created_at: string; trigger: string; message: string; head: boolean; layer_size: number;
+  excluded_bytes: number; digest: string | null; pinned: boolean; merged_into: string | null;
+}
+export interface Diff {
+  since: string | null; added: number; modified: number; deleted: number; bytes: number; ignored_bytes: number;
+  entries: { path: string; change: string; kind: string | null; size: number }[];
+  ignored: { path: string; dir: boolean; entries: number; bytes: number }[];
+}
+export interface SshInfo { host_key: string; port: number }
+export interface IdeLink { ide: string; url: string; host: string; port: number; user: string; workdir: string }
 export interface Port { port: number; access: string; listening: boolean; url: string; path_url: string }
 
 let csrf = sessionStorage.getItem("devbox-csrf") ?? "";

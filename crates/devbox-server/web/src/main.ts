@@ -1,70 +1,15 @@
 // The Devbox web page: sign-in, the dashboard (live through the event
-// stream), a devbox's detail (resources, logs, ports, commits, terminal)
-// and images (list, import and pull with progress, remove).
+// stream), a devbox's detail (resources, IDE links and SSH, commits, logs, ports,
+// terminal) and images (list, import and pull with progress, remove).
 
-import { ApiError, Commit, Devbox, Image, Port, call, ndjson, post, setCsrf, csrfToken } from "./api";
+import { ApiError, Devbox, Image, Port, call, ndjson, post, setCsrf, csrfToken } from "./api";
+import { accessPanel } from "./access";
+import { commitsPanel } from "./commits";
 import { openTerminal } from "./terminal";
-
-type Child = Node | string | null | undefined | false;
-
-function h(tag: string, attrs: Record<string, any> = {}, ...children: Child[]): HTMLElement {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (v !== false && v !== undefined && v !== null) el.setAttribute(k, String(v));
-  }
-  for (const c of children) if (c) el.append(c);
-  return el;
-}
+import { Child, act, ago, closeEvents, events, h, say, size, when } from "./ui";
 
 const main = document.getElementById("main")!;
-const note = document.getElementById("note")!;
 let cleanup: (() => void)[] = [];
-
-function say(msg: string, error = false) {
-  note.textContent = msg;
-  note.className = error ? "note error" : "note";
-}
-
-/** Runs an action, showing the API's message when it fails. */
-async function act(label: string, f: () => Promise<unknown>) {
-  say(`${label}…`);
-  try {
-    await f();
-    say(`${label}: done`);
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 401) return signIn();
-    say(`${label}: ${(e as Error).message}`, true);
-  }
-}
-
-function size(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return `${n.toFixed(i ? 1 : 0)}${units[i]}`;
-}
-
-function when(t: string | null): string {
-  return t ? new Date(t).toLocaleString() : "-";
-}
-
-// The event stream: one EventSource for the page, reconnecting (with
-// Last-Event-ID) by itself; views subscribe while they are shown.
-type Listener = (ev: any) => void;
-const listeners = new Set<Listener>();
-let source: EventSource | null = null;
-function events(l: Listener): () => void {
-  if (!source) {
-    source = new EventSource("/api/v1/events");
-    source.onmessage = (m) => {
-      const ev = JSON.parse(m.data);
-      for (const f of listeners) f(ev);
-    };
-  }
-  listeners.add(l);
-  return () => listeners.delete(l);
-}
 
 function signIn(message = "") {
   location.hash = "#/signin";
@@ -122,7 +67,7 @@ function lifecycleButtons(d: Devbox, after: () => void): HTMLElement {
 async function dashboard() {
   const table = h("tbody");
   const images = h("select", { id: "new-image", required: true });
-  const name = h("input", { id: "new-name", placeholder: "name", required: true, pattern: "[a-z][a-z0-9-]*" }) as HTMLInputElement;
+  const name = h("input", { id: "new-name", placeholder: "name", required: true, pattern: "[a-z][a-z0-9\\-]*" }) as HTMLInputElement;
   const autoStop = h("input", { id: "new-auto-stop", placeholder: "auto-stop minutes (optional)", type: "number", min: "1" }) as HTMLInputElement;
   const rows = new Map<string, HTMLElement>();
   const load = async () => {
@@ -135,11 +80,12 @@ async function dashboard() {
         h("td", { class: "state-cell" }, stateBadge(d)),
         h("td", {}, d.image),
         h("td", {}, d.ip || "-"),
+        h("td", { title: when(d.last_activity) }, ago(d.last_activity)),
         h("td", {}, lifecycleButtons(d, () => {})));
       rows.set(d.name, row);
       table.append(row);
     }
-    if (!list.length) table.append(h("tr", {}, h("td", { colspan: 5 }, "No devboxes yet: create one above.")));
+    if (!list.length) table.append(h("tr", {}, h("td", { colspan: 6 }, "No devboxes yet: create one above.")));
   };
   const form = h("form", {
     class: "card create",
@@ -151,7 +97,7 @@ async function dashboard() {
     },
   }, h("h2", {}, "New devbox"), name, images, autoStop, h("button", { type: "submit", id: "create" }, "Create"));
   main.append(form, h("div", { class: "card" }, h("h2", {}, "Devboxes"),
-    h("table", {}, h("thead", {}, h("tr", {}, ...["Name", "State", "Image", "IP", ""].map((t) => h("th", {}, t)))), table)));
+    h("table", {}, h("thead", {}, h("tr", {}, ...["Name", "State", "Image", "IP", "Last activity", ""].map((t) => h("th", {}, t)))), table)));
   cleanup.push(events((ev) => {
     if (ev.type === "state") {
       const row = rows.get(ev.devbox);
@@ -178,13 +124,15 @@ async function detail(name: string) {
       ["State", stateBadge(d)], ["Image", d.image], ["IP", d.ip || "-"],
       ["CPUs", String(d.resources.cpus)], ["Memory", size(d.resources.memory)], ["PIDs", String(d.resources.pids)],
       ["Head", d.head ?? "no commit yet"], ["Auto-stop", d.auto_stop ? `after ${Math.round(d.auto_stop / 60)}m idle` : "off"],
-      ["Last activity", when(d.last_activity)], ["Error", d.error ?? ""],
+      ["Last activity", d.last_activity ? `${when(d.last_activity)} (${ago(d.last_activity)})` : "none seen yet"], ["Error", d.error ?? ""],
     ] as [string, Child][]).flatMap(([k, v]) => v ? [h("dt", {}, k), h("dd", {}, v)] : []));
+  let latest = d;
   fill(d);
-  const refresh = async () => fill(await call<Devbox>("GET", `/devboxes/${name}`));
+  const refresh = async () => fill(latest = await call<Devbox>("GET", `/devboxes/${name}`));
+  const history = commitsPanel(name, () => latest);
+  const access = accessPanel(d);
   const logs = h("pre", { class: "logs", id: "logs" });
   const ports = h("tbody");
-  const commits = h("tbody");
   const loadPorts = async () => {
     const list = await call<Port[]>("GET", `/devboxes/${name}/ports`);
     ports.replaceChildren(...list.map((p) => h("tr", {},
@@ -201,21 +149,6 @@ async function detail(name: string) {
       }, "Share 1h")))));
     if (!list.length) ports.append(h("tr", {}, h("td", { colspan: 5 }, "Nothing listens yet.")));
   };
-  const loadCommits = async () => {
-    const list = await call<Commit[]>("GET", `/devboxes/${name}/commits`);
-    commits.replaceChildren(...list.map((c) => h("tr", {},
-      h("td", {}, (c.head ? "* " : "") + c.id), h("td", {}, when(c.created_at)), h("td", {}, c.trigger),
-      h("td", {}, size(c.layer_size)), h("td", {}, c.message),
-      h("td", {},
-        h("button", { disabled: !c.digest, onclick: () => act(`rollback to ${c.id}`, async () => { await call("POST", `/devboxes/${name}/rollback`, { commit: c.id }); await loadCommits(); }) }, "Roll back"),
-        h("button", {
-          disabled: !c.digest, onclick: () => {
-            const fork = prompt("Name of the new devbox:", `${name}-fork`);
-            if (fork) act(`fork ${fork}`, () => call("POST", "/devboxes", { name: fork, from: `${name}@${c.id}` }));
-          },
-        }, "Fork")))));
-    if (!list.length) commits.append(h("tr", {}, h("td", { colspan: 6 }, "No commits yet: every stop commits.")));
-  };
   // Logs follow as they are written, for as long as the page is shown.
   const abort = new AbortController();
   cleanup.push(() => abort.abort());
@@ -231,19 +164,23 @@ async function detail(name: string) {
       }
     }).catch(() => {});
   cleanup.push(events((ev) => {
+    if (ev.type === "gap") { refresh(); loadPorts(); history.load(); return; }
     if (ev.devbox !== name) return;
-    if (ev.type === "state") { refresh(); if (ev.to === "running" || ev.to === "stopped") { loadPorts(); loadCommits(); } }
+    history.onEvent(ev);
+    // A commit or rollback moves the head without a change of state.
+    if (ev.type === "operation_finished") refresh();
+    if (ev.type === "state") { refresh(); if (ev.to === "running" || ev.to === "stopped") loadPorts(); }
     if (ev.type === "deleted") location.hash = "#/";
   }));
   main.append(
     h("div", { class: "card" }, h("h2", {}, name), info,
       lifecycleButtons(d, refresh), " ",
-      h("a", { class: "button", href: `#/devbox/${name}/terminal`, id: "open-terminal" }, "Terminal"),
-      h("button", { onclick: () => act(`commit ${name}`, async () => { await call("POST", `/devboxes/${name}/commits`, {}); await loadCommits(); }) }, "Commit now")),
+      h("a", { class: "button", href: `#/devbox/${name}/terminal`, id: "open-terminal" }, "Terminal")),
+    access.el,
+    history.el,
     h("div", { class: "card" }, h("h2", {}, "Logs"), logs),
-    h("div", { class: "card" }, h("h2", {}, "Ports"), h("table", {}, ports)),
-    h("div", { class: "card" }, h("h2", {}, "Commits"), h("table", {}, commits)));
-  await Promise.all([loadPorts(), loadCommits()]);
+    h("div", { class: "card" }, h("h2", {}, "Ports"), h("table", {}, ports)));
+  await Promise.all([loadPorts(), history.load(), access.load()]);
 }
 
 function terminalView(name: string) {
@@ -332,8 +269,7 @@ async function render(message = "") {
 document.getElementById("signout")!.addEventListener("click", async () => {
   await fetch("/api/v1/session", { method: "DELETE", headers: { "X-CSRF-Token": csrfToken() }, credentials: "same-origin" });
   document.body.classList.remove("signed-in");
-  source?.close();
-  source = null;
+  closeEvents();
   signIn();
 });
 window.addEventListener("hashchange", () => render());

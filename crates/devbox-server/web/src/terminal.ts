@@ -16,7 +16,9 @@ export function openTerminal(el: HTMLElement, devbox: string, onEnd: (msg: strin
   const ws = new WebSocket(`${proto}://${location.host}/api/v1/devboxes/${encodeURIComponent(devbox)}/exec/ws`);
   ws.binaryType = "arraybuffer";
   const enc = new TextEncoder();
+  let ended = false;
   ws.onopen = () => {
+    // A failed `exec` ends a POSIX shell, so bash is looked for first.
     ws.send(JSON.stringify({
       type: "start", cmd: ["/bin/sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi"],
       env: ["TERM=xterm-256color"], tty: true, rows: term.rows, cols: term.cols,
@@ -26,14 +28,15 @@ export function openTerminal(el: HTMLElement, devbox: string, onEnd: (msg: strin
   ws.onmessage = (m) => {
     if (typeof m.data === "string") {
       const msg = JSON.parse(m.data);
-      if (msg.type === "exit") onEnd(`the shell exited with ${msg.code}`);
-      if (msg.type === "error") onEnd(msg.message);
+      if (msg.type === "exit") { ended = true; onEnd(`the shell exited with ${msg.code}`); }
+      if (msg.type === "error") { ended = true; onEnd(msg.message); }
       return;
     }
     const bytes = new Uint8Array(m.data);
     if (bytes[0] === STDOUT || bytes[0] === STDERR) term.write(bytes.subarray(1));
   };
-  ws.onclose = () => onEnd("the terminal session ended");
+  // The close that follows an exit or an error keeps what they said.
+  ws.onclose = (c) => { if (!ended) onEnd(c.reason || "the terminal session ended"); };
   term.onData((d) => {
     if (ws.readyState !== WebSocket.OPEN) return;
     const data = enc.encode(d);

@@ -1,6 +1,7 @@
 //! The web page in real headless Chromium: `crates/devbox-server/web/test/ui.mjs`
 //! (playwright-core, from the page's own lockfile) against a real server.
-//! Screenshots of the dashboard and the terminal land in `target/ui-screenshots/`.
+//! Screenshots of the dashboard, the terminal and the commit history land in
+//! `target/ui-screenshots/`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,7 +13,7 @@ fn web_dir() -> PathBuf {
 }
 
 #[test]
-fn the_web_page_signs_in_runs_a_devbox_and_its_terminal() {
+fn the_web_page_signs_in_runs_a_devbox_its_terminal_and_its_commits() {
     require_tool("node", "nodejs");
     assert!(
         std::path::Path::new("/usr/bin/chromium").is_file(),
@@ -44,7 +45,7 @@ fn the_web_page_signs_in_runs_a_devbox_and_its_terminal() {
         s.log()
     );
     assert!(stdout.contains("ui test passed"), "{stdout}");
-    for shot in ["dashboard.png", "terminal.png"] {
+    for shot in ["dashboard.png", "terminal.png", "commits.png"] {
         assert!(shots.join(shot).is_file(), "no screenshot {shot}");
     }
     // The devbox is gone through the page.
