@@ -142,7 +142,9 @@ fn op_code(e: &OpError) -> ErrorCode {
         | OpError::InvalidExclude { .. }
         | OpError::UnknownVariable { .. }
         | OpError::InvalidKey { .. } => ErrorCode::InvalidArgument,
-        OpError::UnknownCommit { .. } | OpError::ForkSourceNotFound { .. } => ErrorCode::NotFound,
+        OpError::UnknownCommit { .. }
+        | OpError::ForkSourceNotFound { .. }
+        | OpError::ReservedPort { .. } => ErrorCode::NotFound,
         OpError::NothingToCommit { .. }
         | OpError::CommitReclaimed { .. }
         | OpError::Uncommitted { .. } => ErrorCode::Conflict,

@@ -30,8 +30,9 @@ pub use route::{By, PATH_PREFIX, Routed, Target, route};
 use crate::state::AppState;
 
 /// Ports of every devbox the ingress never reaches: those the agent serves
-/// for the node alone. The agent serves none yet.
-const RESERVED: &[u16] = &[];
+/// for the node alone (its SSH server, which the gateway reaches with the
+/// devbox's credential). Listing, settings and links refuse them too.
+pub const RESERVED: &[u16] = &[devbox_runtime::AGENT_SSH_PORT];
 
 /// How often a waiting request looks at a waking devbox again.
 const POLL: Duration = Duration::from_millis(50);

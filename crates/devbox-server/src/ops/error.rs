@@ -52,6 +52,11 @@ pub enum OpError {
     UnknownCommit { name: DevboxName, commit: String },
 
     #[error(
+        "port {port} of devbox {name} is the devbox agent's own and is never reachable through the ingress"
+    )]
+    ReservedPort { name: DevboxName, port: u16 },
+
+    #[error(
         "commit {commit} of devbox {name} is no longer stored: retention reclaimed its image; pin commits to keep them, and see `devbox history {name}` for the ones kept"
     )]
     CommitReclaimed { name: DevboxName, commit: String },

@@ -31,6 +31,17 @@ fn new_key() -> String {
     hex::encode(b)
 }
 
+/// Refuses a port the ingress never reaches.
+fn refuse_reserved(name: &DevboxName, port: u16) -> OpResult<()> {
+    if crate::ingress::RESERVED.contains(&port) {
+        return Err(OpError::ReservedPort {
+            name: name.clone(),
+            port,
+        });
+    }
+    Ok(())
+}
+
 /// The ports the devbox listens on and those with settings, by number.
 pub async fn list(state: &AppState, caller: &Caller, name: &DevboxName) -> OpResult<Vec<PortInfo>> {
     tracing::debug!(%caller, devbox = %name, "list ports");
@@ -50,6 +61,7 @@ pub async fn list(state: &AppState, caller: &Caller, name: &DevboxName) -> OpRes
         .iter()
         .copied()
         .chain(settings.iter().map(|s| s.port))
+        .filter(|p| !crate::ingress::RESERVED.contains(p))
         .collect();
     ports.sort_unstable();
     ports.dedup();
@@ -76,6 +88,7 @@ pub async fn set_access(
 ) -> OpResult<(DevboxRecord, PortRecord)> {
     tracing::info!(%caller, devbox = %name, port, access = access.as_str(), "set port access");
     let devbox = find(state, name).await?;
+    refuse_reserved(name, port)?;
     let record = state
         .store
         .set_port_access(&devbox.id, port, access, &new_key())
@@ -94,6 +107,7 @@ pub async fn share(
 ) -> OpResult<(String, DateTime<Utc>)> {
     tracing::info!(%caller, devbox = %name, port, ?lifetime, "share port");
     let devbox = find(state, name).await?;
+    refuse_reserved(name, port)?;
     let record = match state.store.get_port(&devbox.id, port).await? {
         Some(r) => r,
         None => {

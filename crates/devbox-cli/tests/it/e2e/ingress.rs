@@ -151,6 +151,17 @@ async fn the_ingress_routes_streams_upgrades_checks_access_and_wakes() {
     assert_eq!(code, 502, "{body}");
     assert!(body.contains("nothing listens on port 8081"), "{body}");
 
+    // The agent's own SSH port listens inside the devbox, yet is neither
+    // reached, listed, nor given settings or links.
+    let (code, body) = curl(&["-H", &auth, &format!("{}/proxy/web/22022/", s.url)]);
+    assert_eq!(code, 404, "{body}");
+    let ports = s.ok(&["port", "ls", "web"]);
+    assert!(!ports.contains("22022"), "{ports}");
+    let refused = s.cli(&["port", "set", "web", "22022", "--access", "public"]);
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    let msg = String::from_utf8_lossy(&refused.stderr);
+    assert!(msg.contains("the devbox agent's own"), "{msg}");
+
     // 100 MiB come through whole.
     let sum = s.ok(&[
         "exec",
