@@ -93,17 +93,17 @@ pub async fn release(
                 Some(id) => own_commit(&state, &devbox, id).await?,
                 None => latest(&state, &devbox, &version).await?,
             };
-            if commit.manifest.is_none() {
+            let Some(digest) = commit.manifest else {
                 return Err(OpError::CommitReclaimed {
                     name,
                     commit: commit.id,
                 });
-            }
+            };
             let record = ReleaseRecord {
                 devbox: devbox.id.clone(),
                 version: version.clone(),
-                commit: commit.id.clone(),
-                digest: commit.manifest.clone().expect("checked above"),
+                commit: commit.id,
+                digest,
                 notes,
                 created_at: Utc::now(),
             };
