@@ -23,8 +23,8 @@ use clap::{Args, Parser, Subcommand};
 
 use client::{Client, error};
 use commands::{
-    commit, devbox, diff, events, exec, gc, image, key, lifecycle, logs, open, port, server, ssh,
-    update,
+    commit, devbox, diff, events, exec, gc, image, key, lifecycle, logs, open, port, release,
+    server, ssh, update,
 };
 use connection::{Connection, On, RootConnection};
 use devbox_model::Operation;
@@ -36,8 +36,9 @@ Exit codes:
   2    usage error (bad flags or arguments)
   3    not found: no such devbox, image or commit
   4    conflict: the devbox is busy in another operation, the name is taken,
-       a commit of a devbox that is not running, or a commit whose image
-       retention reclaimed
+       a commit of a devbox that is not running, a commit whose image
+       retention reclaimed, a release version taken, or a release of a
+       devbox with no commit
   5    start, restart: the devbox runs, but its startup command exited with a
        non-zero code or could not be started (see: devbox logs NAME)
   exec: the remote command's exit code; 125 when the command could not be
@@ -113,6 +114,11 @@ enum Command {
     Port(PortArgs),
     /// Print the server's live stream of state changes and operations until interrupted.
     Events(On<events::EventsArgs>),
+    /// Publish a devbox's latest commit (a running one commits first) as a version,
+    /// admin/NAME:VERSION in the server's registry; `release rm NAME VERSION` removes one.
+    Release(release::ReleaseArgs),
+    /// List a devbox's releases, newest first.
+    Releases(On<release::ListArgs>),
 }
 
 /// `key` and its subcommands, with the connection flags at this level.
@@ -200,6 +206,8 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Open(a) => open::run(&client(&a.conn)?, a.args).await,
         Command::Port(a) => port::run(&client(&a.conn)?, a.command).await,
         Command::Events(a) => events::run(&client(&a.conn)?, a.args).await,
+        Command::Release(a) => release::run(&client(&a.conn)?, a).await,
+        Command::Releases(a) => release::list(&client(&a.conn)?, a.args).await,
     }
 }
 
@@ -678,6 +686,65 @@ mod tests {
             assert_eq!(e.exit_code(), 2, "{args:?}");
             let text = e.to_string();
             assert!(text.contains(want), "{args:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn release_takes_a_version_or_removes_one() {
+        let cli = parse(&[
+            "release",
+            "web",
+            "v1.0",
+            "--notes",
+            "first",
+            "--commit",
+            "0123456789ABCDEF",
+            "--url",
+            "http://h:1",
+        ])
+        .unwrap();
+        let Command::Release(a) = cli.command else {
+            panic!("not release")
+        };
+        assert!(a.command.is_none());
+        assert_eq!(a.name.as_ref().unwrap().as_str(), "web");
+        assert_eq!(a.version.as_deref(), Some("v1.0"));
+        assert_eq!(a.conn.url.as_deref(), Some("http://h:1"));
+        assert_eq!(
+            serde_json::to_value(release::request("v1.0", &a)).unwrap(),
+            serde_json::json!({"version": "v1.0", "notes": "first", "commit": "0123456789abcdef"})
+        );
+        let cli = parse(&["release", "rm", "web", "v1.0", "--token", "t"]).unwrap();
+        let Command::Release(a) = cli.command else {
+            panic!("not release")
+        };
+        let Some(release::ReleaseCommand::Rm(rm)) = a.command else {
+            panic!("not release rm")
+        };
+        assert_eq!((rm.name.as_str(), rm.version.as_str()), ("web", "v1.0"));
+        assert_eq!(a.conn.token.as_deref(), Some("t"));
+        // A devbox named like the subcommand is released after `--`.
+        let cli = parse(&["release", "--", "rm", "v1"]).unwrap();
+        let Command::Release(a) = cli.command else {
+            panic!("not release")
+        };
+        assert!(a.command.is_none());
+        assert_eq!(a.name.as_ref().unwrap().as_str(), "rm");
+        let cli = parse(&["releases", "web", "--json"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Releases(On {
+                args: release::ListArgs { json: true, .. },
+                ..
+            })
+        ));
+        for bad in [
+            &["release", "web"][..],
+            &["release", "rm", "web"],
+            &["release", "web", "v1", "--commit", "xyz"],
+            &["releases"],
+        ] {
+            assert_eq!(parse(bad).unwrap_err().exit_code(), 2, "{bad:?}");
         }
     }
 

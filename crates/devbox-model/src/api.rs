@@ -797,6 +797,41 @@ pub struct SessionInfo {
     pub expires_at: DateTime<Utc>,
 }
 
+// Releases: `/api/v1/devboxes/{name}/releases`.
+
+/// `POST /api/v1/devboxes/{name}/releases`: publish a commit of the devbox
+/// as a version, the tag `admin/<devbox>:<version>` of its image.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRelease {
+    /// The image tag: 1 to 128 letters, digits, `_`, `.` and `-`, not
+    /// starting with `.` or `-`, and not 16 hex digits (a commit ID's form).
+    #[schema(example = "v1.0")]
+    pub version: String,
+    /// What the release is, for people.
+    #[serde(default)]
+    pub notes: Option<String>,
+    /// The commit to release. By default the devbox's head; a running
+    /// devbox's changes since it are committed first (trigger `release`).
+    #[serde(default)]
+    pub commit: Option<String>,
+}
+
+/// A release as the API shows it (`devbox releases`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Release {
+    pub version: String,
+    /// The commit it was made from.
+    pub commit: String,
+    /// The image's manifest digest, what a pull of `reference` gets.
+    #[schema(value_type = String)]
+    pub digest: Digest,
+    /// The image as a reference, `admin/<devbox>:<version>`.
+    pub reference: String,
+    pub notes: String,
+    pub created_at: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! Everything the control plane must remember lives here: devboxes and their
 //! states, image manifests, tags and repositories, API tokens. Callers see
 //! small traits by concern ([`DevboxStore`], [`ImageMetadata`],
-//! [`TokenStore`], together [`Store`]) and this crate's own records; SQL
+//! [`TokenStore`], [`ReleaseStore`] and others, together [`Store`]) and this crate's own records; SQL
 //! never leaves the crate. SQLite (embedded, WAL) is the implementation for
 //! one machine; a PostgreSQL implementation of the same traits serves the
 //! cluster scale.
@@ -16,6 +16,7 @@ mod keys;
 pub mod ports;
 mod records;
 mod registry;
+mod releases;
 pub mod sqlite;
 
 use std::net::Ipv4Addr;
@@ -33,6 +34,7 @@ pub use records::{
     ManifestRecord, Removal, RepositoryManifest, TagRecord, TokenRecord, Transition,
 };
 pub use registry::RegistryMetadata;
+pub use releases::{ReleaseRecord, ReleaseStore};
 pub use sqlite::SqliteStore;
 
 /// Devboxes: their settings, states and what their runs reported.
@@ -263,6 +265,7 @@ pub trait Store:
     + KeyStore
     + PortStore
     + IdleStore
+    + ReleaseStore
 {
 }
 
@@ -275,6 +278,7 @@ impl<T> Store for T where
         + KeyStore
         + PortStore
         + IdleStore
+        + ReleaseStore
         + ?Sized
 {
 }

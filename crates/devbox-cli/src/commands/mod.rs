@@ -15,6 +15,7 @@ pub mod logs;
 pub mod open;
 pub mod port;
 pub mod push;
+pub mod release;
 pub mod server;
 pub mod ssh;
 pub mod update;

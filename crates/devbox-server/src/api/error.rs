@@ -128,10 +128,16 @@ fn runtime_code(e: &RuntimeError) -> ErrorCode {
 
 fn op_code(e: &OpError) -> ErrorCode {
     match e {
-        OpError::NotFound { .. } | OpError::ImageNotFound { .. } | OpError::KeyNotFound { .. } => {
-            ErrorCode::NotFound
-        }
-        OpError::AlreadyExists { .. } | OpError::KeyExists { .. } => ErrorCode::AlreadyExists,
+        OpError::NotFound { .. }
+        | OpError::ImageNotFound { .. }
+        | OpError::KeyNotFound { .. }
+        | OpError::UnknownRelease { .. } => ErrorCode::NotFound,
+        OpError::AlreadyExists { .. }
+        | OpError::KeyExists { .. }
+        | OpError::ReleaseExists { .. }
+        | OpError::VersionTaken { .. } => ErrorCode::AlreadyExists,
+        OpError::InvalidVersion { .. } | OpError::NotesTooLong { .. } => ErrorCode::InvalidArgument,
+        OpError::NothingToRelease { .. } => ErrorCode::Conflict,
         OpError::Busy { .. } | OpError::Transition { .. } | OpError::NotRunning { .. } => {
             ErrorCode::Conflict
         }
@@ -297,6 +303,46 @@ mod tests {
                     }),
                 },
                 400,
+            ),
+        ];
+        for (e, status) in cases {
+            let api = ApiError::from(e);
+            assert_eq!(api.code.http_status(), status, "{}", api.message);
+        }
+    }
+
+    #[test]
+    fn release_errors_get_their_statuses() {
+        let name: devbox_model::DevboxName = "web".parse().unwrap();
+        let cases = [
+            (
+                OpError::InvalidVersion {
+                    version: "0123456789abcdef".into(),
+                    reason: "r",
+                },
+                400,
+            ),
+            (OpError::NotesTooLong { max: 1 }, 400),
+            (
+                OpError::ReleaseExists {
+                    name: name.clone(),
+                    version: "v1".into(),
+                },
+                409,
+            ),
+            (
+                OpError::VersionTaken {
+                    reference: "admin/web:v1".into(),
+                },
+                409,
+            ),
+            (OpError::NothingToRelease { name: name.clone() }, 409),
+            (
+                OpError::UnknownRelease {
+                    name,
+                    version: "v1".into(),
+                },
+                404,
             ),
         ];
         for (e, status) in cases {

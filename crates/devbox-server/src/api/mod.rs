@@ -14,6 +14,7 @@ mod logs;
 mod openapi;
 mod ports;
 mod push;
+mod releases;
 mod session;
 mod ssh;
 
@@ -79,6 +80,14 @@ pub fn router(state: AppState) -> Router {
         .route("/devboxes/{name}/ssh", get(ssh::tunnel))
         .route("/devboxes/{name}/open", get(ssh::open))
         .route("/keys/{id}", axum::routing::delete(keys::remove))
+        .route(
+            "/devboxes/{name}/releases",
+            get(releases::list).post(releases::create),
+        )
+        .route(
+            "/devboxes/{name}/releases/{version}",
+            axum::routing::delete(releases::delete),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY));

@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         super::events::events,
         super::ports::list, super::ports::set, super::ports::share, super::ports::revoke,
         super::session::sign_in, super::session::current, super::session::sign_out,
+        super::releases::create, super::releases::list, super::releases::delete,
     ),
     components(schemas(
         api::ErrorBody, api::ErrorDetail, api::ErrorCode, api::Health, api::CreateDevbox, api::Devbox,
@@ -31,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         api::PullRequest, api::PushRequest, api::ProgressEvent, api::LayerInfo, api::UpdateDevbox, api::CommandStatus,
         devbox_model::Resources, devbox_model::State, api::Event, api::EventKind, api::Port, api::PortAccess, api::SetPort, api::ShareRequest, api::ShareLink, api::SignIn, api::SessionInfo,
         api::SshKey, api::AddSshKey, api::SshInfo, api::Ide, api::IdeLink,
+        api::CreateRelease, api::Release,
     )),
     modifiers(&BearerAuth)
 )]
@@ -88,6 +90,8 @@ mod tests {
             "/api/v1/devboxes/{name}/ports",
             "/api/v1/devboxes/{name}/ports/{port}",
             "/api/v1/devboxes/{name}/ports/{port}/share",
+            "/api/v1/devboxes/{name}/releases",
+            "/api/v1/devboxes/{name}/releases/{version}",
         ] {
             assert!(
                 doc.paths.paths.contains_key(path),

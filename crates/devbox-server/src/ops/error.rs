@@ -119,6 +119,33 @@ pub enum OpError {
 
     #[error("no SSH key {id} among yours; `devbox key ls` lists them")]
     KeyNotFound { id: String },
+
+    #[error("invalid release version {version:?}: {reason}")]
+    InvalidVersion {
+        version: String,
+        reason: &'static str,
+    },
+
+    #[error("release notes must be at most {max} bytes")]
+    NotesTooLong { max: usize },
+
+    #[error(
+        "devbox {name} has a release {version} already: pick another version, or remove it first with `devbox release rm {name} {version}`"
+    )]
+    ReleaseExists { name: DevboxName, version: String },
+
+    #[error(
+        "image {reference} exists already (pushed, or kept from a deleted devbox of the same name): pick another version, or remove it first with `devbox image rm {reference}`"
+    )]
+    VersionTaken { reference: String },
+
+    #[error(
+        "devbox {name} has no commit to release: commit it with `devbox commit {name}`, or stop it (its stop commits), first"
+    )]
+    NothingToRelease { name: DevboxName },
+
+    #[error("devbox {name} has no release {version}; `devbox releases {name}` lists them")]
+    UnknownRelease { name: DevboxName, version: String },
 }
 
 impl OpError {

@@ -1,8 +1,8 @@
 //! `gc`: retention, then garbage collection.
 //!
 //! Retention keeps, of each devbox's commits, the images of the last
-//! [`crate::CommitPolicy::keep`], every pinned one, the head, and whatever
-//! a release or another name still holds; the older commits stay in the
+//! [`crate::CommitPolicy::keep`], every pinned or released one, the head,
+//! and whatever another name still holds; the older commits stay in the
 //! history with their image reclaimed. Collection then sweeps the blobs no
 //! stored manifest names, and the node's unpacked layers no devbox starts
 //! from next.
@@ -26,9 +26,17 @@ pub async fn gc(state: &AppState, caller: &Caller, dry_run: bool) -> OpResult<Gc
         let cs = state.store.commit_state(&devbox.id).await?;
         let repo = repository(&devbox.name);
         let commits = state.store.list_commits(&devbox.id).await?;
+        let released: Vec<String> = state
+            .store
+            .list_releases(&devbox.id)
+            .await?
+            .into_iter()
+            .map(|r| r.commit)
+            .collect();
         for (i, c) in commits.iter().enumerate() {
             let keep = i < state.commits.keep
                 || c.pinned
+                || released.contains(&c.id)
                 || cs.head.as_deref() == Some(c.id.as_str())
                 || cs.run.contains(&c.id);
             if keep || c.manifest.is_none() {

@@ -23,6 +23,7 @@ pub mod ports;
 pub mod push;
 pub mod read;
 pub mod registry;
+pub mod release;
 pub mod restart;
 pub mod rollback;
 pub mod squash;

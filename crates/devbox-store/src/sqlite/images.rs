@@ -175,7 +175,7 @@ pub(super) fn tag(
 }
 
 /// The body of [`ImageMetadata::remove_image`], inside its transaction.
-fn remove_names(
+pub(super) fn remove_names(
     tx: &Transaction<'_>,
     repository: &str,
     name: ImageName<'_>,

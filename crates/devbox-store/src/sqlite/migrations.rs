@@ -164,6 +164,23 @@ CREATE TABLE auto_stop (
     secs      INTEGER NOT NULL CHECK (secs > 0)
 );
 "#,
+    // Releases: a devbox's commits tagged as versions in its repository.
+    // The image is the tag's, so a release lives exactly as long as its tag:
+    // removing the tag (by any path) removes the release, and the devbox's
+    // deletion removes the record but leaves the tag, and so the image.
+    r#"
+CREATE TABLE releases (
+    devbox_id  TEXT NOT NULL REFERENCES devboxes(id) ON DELETE CASCADE,
+    version    TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    commit_id  TEXT NOT NULL REFERENCES commits(id) ON DELETE CASCADE,
+    notes      TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (devbox_id, version),
+    FOREIGN KEY (repository, version) REFERENCES tags(repository, tag) ON DELETE CASCADE
+);
+CREATE INDEX releases_by_commit ON releases(commit_id);
+"#,
 ];
 
 /// Runs the migrations the database has not run yet, each in its own

@@ -14,6 +14,7 @@ mod keys;
 mod migrations;
 mod ports;
 mod registry;
+mod releases;
 mod tokens;
 
 use std::path::Path;

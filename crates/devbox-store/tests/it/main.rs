@@ -7,5 +7,6 @@ mod keys;
 mod migrations;
 mod ports;
 mod registry;
+mod releases;
 mod support;
 mod tokens;

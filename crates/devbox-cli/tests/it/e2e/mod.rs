@@ -15,6 +15,7 @@ mod pty;
 mod pull;
 mod reconcile;
 mod registry;
+mod release;
 mod restart;
 mod ssh;
 mod update;
