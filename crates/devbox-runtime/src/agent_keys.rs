@@ -63,6 +63,7 @@ impl AgentKeys {
         format!("{} {}\n", hex(&self.client), hex(&self.host))
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     fn from_hex(text: &str) -> Option<AgentKeys> {
         let seed = |s: &str| -> Option<[u8; 32]> {
             if s.len() != 64 {
@@ -129,6 +130,7 @@ pub(crate) fn install(
 }
 
 /// The credential the devbox's current run was started with, if any.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn read(credential: &Path) -> Option<AgentKeys> {
     AgentKeys::from_hex(&fs::read_to_string(credential).ok()?)
 }

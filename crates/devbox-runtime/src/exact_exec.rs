@@ -17,6 +17,7 @@ pub fn is_exact_exec(command: &[u8]) -> bool {
     command.starts_with(MAGIC)
 }
 
+#[cfg_attr(not(test), allow(dead_code))]
 fn record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
     out.extend_from_slice(key.as_bytes());
     out.push(0);
@@ -26,6 +27,7 @@ fn record(out: &mut Vec<u8>, key: &str, value: &[u8]) {
 
 /// The request that runs `args` as `user` in `cwd` with exactly `env`.
 /// Values must not hold NUL bytes; the caller checked.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn encode(args: &[String], env: &[String], cwd: &str, user: &ResolvedUser) -> Vec<u8> {
     let mut ids = format!("{}:{}", user.uid, user.gid);
     if !user.additional_gids.is_empty() {

@@ -15,7 +15,6 @@
 mod activity;
 mod addresses;
 mod agent;
-mod agent_exec;
 mod agent_keys;
 mod bundle;
 pub mod cgroup;

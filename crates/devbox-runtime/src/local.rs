@@ -34,8 +34,8 @@ use crate::runtime::{
 };
 use crate::stub::{self, StubError};
 use crate::{
-    activity, agent, agent_exec, agent_keys, cgroup, changes, command_status, connect, diff,
-    exact_exec, hostfiles, logs, overlay, ports, shim, sys, users,
+    activity, agent, agent_keys, cgroup, changes, command_status, connect, diff, hostfiles, logs,
+    overlay, ports, shim, sys, users,
 };
 
 /// How long a container may take to die after SIGKILL.
@@ -66,8 +66,6 @@ struct Inner {
     nofile: u64,
     /// Devboxes whose end [`Runtime::exits`] reports.
     watched: std::sync::Mutex<HashSet<DevboxId>>,
-    /// Connections to the agents, which execs go through.
-    links: Arc<agent_exec::Links>,
 }
 
 fn create_dir(path: &Path, mode: u32) -> Result<(), RuntimeError> {
@@ -195,7 +193,6 @@ impl LocalRuntime {
                 _bridge: bridge,
                 nofile: grantable_nofile(),
                 watched: Default::default(),
-                links: Default::default(),
             }),
         })
     }
@@ -287,7 +284,6 @@ impl LocalRuntime {
         id: &DevboxId,
         known: Option<Option<Status>>,
     ) -> Result<(), RuntimeError> {
-        self.inner.links.forget(id);
         let status = match known {
             Some(s) => s,
             None => self.inner.runc.state(id).await?,
@@ -418,72 +414,6 @@ impl LocalRuntime {
             fs::rename(&tmp, &upper).map_err(RuntimeError::io("rename", &upper))?;
         }
         Ok(())
-    }
-
-    /// Starts an exec through the devbox's agent, which runs it as a child
-    /// of its init. `None` when the agent cannot, so that `runc exec` starts
-    /// it instead: the devbox was started without a credential, or its
-    /// agent does not answer. A kept connection that fails is tried once
-    /// more with a new one, since its agent may have restarted.
-    async fn exec_through_agent(
-        &self,
-        id: &DevboxId,
-        spec: &ExecSpec,
-        cwd: &Path,
-        user: &users::ResolvedUser,
-    ) -> Result<Option<Box<dyn ExecSession>>, RuntimeError> {
-        let extra: &[(&str, &str)] = if spec.tty.is_some() {
-            &[("TERM", bundle::DEFAULT_TERM)]
-        } else {
-            &[]
-        };
-        let env = bundle::environment(&spec.env, user, extra);
-        let Some(cwd) = cwd.to_str() else {
-            return Ok(None);
-        };
-        if spec.cmd.iter().chain(&env).any(|s| s.contains('\0')) || cwd.contains('\0') {
-            return Ok(None);
-        }
-        let term = env
-            .iter()
-            .find_map(|e| e.strip_prefix("TERM="))
-            .unwrap_or(bundle::DEFAULT_TERM)
-            .to_owned();
-        let command = exact_exec::encode(&spec.cmd, &env, cwd, user);
-        let p = self.inner.paths.devbox(id);
-        let mut fresh = false;
-        loop {
-            let lease = match self
-                .inner
-                .links
-                .take(id, &p.agent_credential(), network::netns_path(id), fresh)
-                .await
-            {
-                Ok(Some(lease)) => lease,
-                Ok(None) => return Ok(None),
-                Err(e) => {
-                    tracing::warn!(devbox = %id, error = %e, "the agent cannot run an exec; using runc exec");
-                    return Ok(None);
-                }
-            };
-            let kept = lease.kept;
-            let request = agent_exec::Request {
-                command: command.clone(),
-                tty: spec.tty.map(|(rows, cols)| (rows, cols, term.clone())),
-            };
-            match agent_exec::start(id, lease, request).await {
-                Ok(session) => return Ok(Some(Box::new(session))),
-                Err(agent_exec::StartError::NotStarted(e)) if kept => {
-                    tracing::debug!(devbox = %id, error = %e, "a kept connection to the agent failed; logging in again");
-                    fresh = true;
-                }
-                Err(agent_exec::StartError::NotStarted(e)) => {
-                    tracing::warn!(devbox = %id, error = %e, "the agent cannot run an exec; using runc exec");
-                    return Ok(None);
-                }
-                Err(agent_exec::StartError::Unanswered(e)) => return Err(e),
-            }
-        }
     }
 
     async fn start_inner(
@@ -728,9 +658,6 @@ impl Runtime for LocalRuntime {
                 reason,
             }
         })?;
-        if let Some(session) = self.exec_through_agent(id, spec, &cwd, &user).await? {
-            return Ok(session);
-        }
         let process = bundle::exec_process(
             &spec.cmd,
             &spec.env,
