@@ -48,7 +48,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (p(), p()).prop_map(|(a, b)| Op::Link(a, b)),
         1 => (p(), p()).prop_map(|(a, b)| Op::Symlink(a, b)),
         1 => (p(), prop_oneof![Just(0o600), Just(0o755), Just(0o4711)]).prop_map(|(a, m)| Op::Chmod(a, m)),
-        1 => (p(), any::<u8>()).prop_map(|(a, v)| Op::Xattr(a, v)),
+        // A newline byte in an xattr value is left out: the layer written is
+        // valid PAX, but the tar crate's PAX reader splits records at
+        // newlines and refuses it (see the reader's known limits in
+        // ARCHITECTURE.md).
+        1 => (p(), any::<u8>().prop_filter("no newline", |v| *v != b'\n')).prop_map(|(a, v)| Op::Xattr(a, v)),
     ]
 }
 

@@ -35,7 +35,8 @@ fn an_idle_devbox_stops_and_a_busy_one_keeps_running() {
         if d["state"] == "stopped" {
             break d;
         }
-        assert_eq!(d["state"], "running", "{d}");
+        // Stopping is the commit the stop makes on its way to stopped.
+        assert!(d["state"] == "running" || d["state"] == "stopping", "{d}");
         assert!(
             Instant::now() < deadline,
             "the idle devbox did not stop in 90 s: {d}\n{}",
