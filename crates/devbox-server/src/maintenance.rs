@@ -65,7 +65,7 @@ async fn round(
                 if since.elapsed() < every {
                     continue;
                 }
-                let Ok(_guard) = state.locks.try_lock(&devbox.name) else {
+                let Ok(_guard) = state.locks.try_lock_background(&devbox.name) else {
                     continue;
                 };
                 last_commit.insert(devbox.id.clone(), Instant::now());
@@ -79,7 +79,7 @@ async fn round(
                 }
             }
             State::Stopped => {
-                let Ok(_guard) = state.locks.try_lock(&devbox.name) else {
+                let Ok(_guard) = state.locks.try_lock_background(&devbox.name) else {
                     continue;
                 };
                 let current = ops::read::find(state, &devbox.name).await?;

@@ -49,7 +49,7 @@ pub(crate) async fn stop_idle(
         "auto-stop",
         &name.clone(),
         async move {
-            let _guard = state.locks.try_lock(&name)?;
+            let _guard = state.locks.try_lock_background(&name)?;
             let devbox = find(&state, &name).await?;
             let seen = state.activity.seen(&devbox.id);
             let recent = seen

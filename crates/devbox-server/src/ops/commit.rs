@@ -37,7 +37,7 @@ pub async fn commit(
         "commit",
         &name.clone(),
         async move {
-            let _guard = state.locks.try_lock(&name)?;
+            let _guard = state.locks.lock(&name).await?;
             let devbox = find(&state, &name).await?;
             if devbox.state != State::Running {
                 return Err(OpError::NothingToCommit {

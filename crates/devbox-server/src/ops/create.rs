@@ -37,7 +37,7 @@ pub async fn create(
     let state = state.clone();
     let name = req.name.clone();
     detached(state.events.clone(), caller, "create", &name, async move {
-        let _guard = state.locks.try_lock(&req.name)?;
+        let _guard = state.locks.lock(&req.name).await?;
         let now = Utc::now();
         let record = DevboxRecord {
             id: new_id(),

@@ -20,7 +20,7 @@ pub async fn delete(state: &AppState, caller: &Caller, name: &DevboxName) -> OpR
         "delete",
         &name.clone(),
         async move {
-            let _guard = state.locks.try_lock(&name)?;
+            let _guard = state.locks.lock(&name).await?;
             let devbox = find(&state, &name).await?;
             if let Plan::Noop =
                 plan(devbox.state, Operation::Delete).map_err(|source| OpError::Transition {

@@ -69,7 +69,7 @@ pub async fn release(
         "release",
         &name.clone(),
         async move {
-            let _guard = state.locks.try_lock(&name)?;
+            let _guard = state.locks.lock(&name).await?;
             let devbox = find(&state, &name).await?;
             devbox_model::plan(devbox.state, devbox_model::Operation::Update).map_err(
                 |source| OpError::Transition {

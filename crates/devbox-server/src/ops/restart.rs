@@ -25,7 +25,7 @@ pub async fn restart(
         "restart",
         &name.clone(),
         async move {
-            let _guard = state.locks.try_lock(&name)?;
+            let _guard = state.locks.lock(&name).await?;
             let devbox = find(&state, &name).await?;
             let begin = match plan(devbox.state, Operation::Restart)
                 .map_err(|source| OpError::Transition { name, source })?

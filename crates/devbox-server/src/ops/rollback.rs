@@ -28,7 +28,7 @@ pub async fn rollback(
         "rollback",
         &name.clone(),
         async move {
-            let _guard = state.locks.try_lock(&name)?;
+            let _guard = state.locks.lock(&name).await?;
             let devbox = find(&state, &name).await?;
             plan(devbox.state, Operation::Update).map_err(|source| OpError::Transition {
                 name: name.clone(),

@@ -19,7 +19,7 @@ pub async fn start(state: &AppState, caller: &Caller, name: &DevboxName) -> OpRe
         "start",
         &name.clone(),
         async move {
-            let _guard = state.locks.try_lock(&name)?;
+            let _guard = state.locks.lock(&name).await?;
             let devbox = find(&state, &name).await?;
             match plan(devbox.state, Operation::Start)
                 .map_err(|source| OpError::Transition { name, source })?

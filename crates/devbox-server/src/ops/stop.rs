@@ -27,7 +27,7 @@ pub async fn stop(
         "stop",
         &name.clone(),
         async move {
-            let _guard = state.locks.try_lock(&name)?;
+            let _guard = state.locks.lock(&name).await?;
             let devbox = find(&state, &name).await?;
             match plan(devbox.state, Operation::Stop)
                 .map_err(|source| OpError::Transition { name, source })?

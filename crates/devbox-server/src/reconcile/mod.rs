@@ -99,7 +99,7 @@ pub(crate) async fn reconcile_one(state: &AppState, id: &DevboxId) -> OpResult<(
     let Some(devbox) = state.store.get_devbox_by_id(id).await? else {
         return Ok(());
     };
-    let _guard = state.locks.try_lock(&devbox.name)?;
+    let _guard = state.locks.try_lock_background(&devbox.name)?;
     // Read again under the lock: an operation may have just finished.
     let Some(devbox) = state.store.get_devbox_by_id(id).await? else {
         return Ok(());

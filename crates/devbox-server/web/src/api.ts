@@ -46,10 +46,22 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
   const headers: Record<string, string> = {};
   if (method !== "GET") headers["X-CSRF-Token"] = csrf;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const r = await fetch(`/api/v1${path}`, {
+  const send = () => fetch(`/api/v1${path}`, {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "same-origin",
   });
+  // A read that never got an answer (the browser saw the network change, a
+  // connection dropped) is asked again, twice at most; it changes nothing.
+  // Changes are sent once: whether they happened is the server's to say.
+  let r: Response | undefined;
+  for (let attempt = 0; r === undefined; attempt++) {
+    try {
+      r = await send();
+    } catch (e) {
+      if (method !== "GET" || attempt >= 2) throw e;
+      await new Promise((done) => setTimeout(done, 300));
+    }
+  }
   if (!r.ok) await fail(r);
   if (r.status === 204) return undefined as T;
   return r.json() as Promise<T>;
