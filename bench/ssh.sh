@@ -80,6 +80,9 @@ PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
+# The work directory sits under /var/tmp, which is world-writable: the
+# key file's path would fail the owner checks of StrictModes.
+StrictModes no
 Subsystem sftp internal-sftp
 PidFile $work/sshd.pid
 EOF
