@@ -135,7 +135,7 @@ rm -f "$work/copy.bin"
 
 # exec -- true beside podman exec.
 podman import -q "$work/rootfs.tar" "localhost/devbox-bench-ssh-$net:latest" >/dev/null
-podman run -d -q --runtime runc --name "devbox-bench-ssh-$net" "localhost/devbox-bench-ssh-$net:latest" \
+podman run -d -q --runtime runc --ulimit nofile=10000:10000 --ulimit nproc=10000:10000 --name "devbox-bench-ssh-$net" "localhost/devbox-bench-ssh-$net:latest" \
     sleep 1000000 >/dev/null
 "$devbox" exec bench -- true
 : >"$work/exec.ns"; : >"$work/podman.ns"
