@@ -236,18 +236,36 @@ async fn serve(channel: Channel<Msg>, started: Started, handle: Handle) {
             stdout,
             stderr,
         } => {
+            // The channel is read by one task and the process's input
+            // written by another, with a queue between them: a process that
+            // is slow to read its input (because its output waits for the
+            // client) must never stop the reading of the channel, or the
+            // connection's loop, which also takes the client's window
+            // adjustments, stalls and both directions wait for each other.
+            // The queue is the devbox's memory, within its limit.
+            let (queue, mut queued) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+            let writer = tokio::spawn(async move {
+                let mut stdin = stdin;
+                while let Some(data) = queued.recv().await {
+                    if stdin.write_all(&data).await.is_err() {
+                        break;
+                    }
+                }
+                // The queue's end (the client's EOF) closes the input.
+            });
             let feed = tokio::spawn(async move {
-                let mut stdin = Some(stdin);
+                let mut queue = Some(queue);
                 while let Some(msg) = input.wait().await {
                     match msg {
                         ChannelMsg::Data { data } => {
-                            let Some(w) = stdin.as_mut() else { continue };
-                            if w.write_all(&data).await.is_err() {
-                                stdin = None;
+                            if let Some(q) = &queue
+                                && q.send(data.to_vec()).is_err()
+                            {
+                                queue = None;
                             }
                         }
                         // The client's EOF closes the process's input.
-                        ChannelMsg::Eof => stdin = None,
+                        ChannelMsg::Eof => queue = None,
                         ChannelMsg::Close => break,
                         _ => {}
                     }
@@ -257,6 +275,7 @@ async fn serve(channel: Channel<Msg>, started: Started, handle: Handle) {
             let err = copy_out(stderr, output.make_writer_ext(Some(1)));
             let (status, (), ()) = tokio::join!(child.wait(), out, err);
             feed.abort();
+            writer.abort();
             status
         }
         Streams::Pty(terminal) => {
