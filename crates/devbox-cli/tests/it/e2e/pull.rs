@@ -2,70 +2,14 @@
 //! reference registry, pulled through the CLI and run.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use devbox_layer::compression::{Compression, write_layer};
 use devbox_layer::digest::Digest;
 use serde_json::json;
 
 use super::harness::{Server, busybox_rootfs, require_tool};
-
-/// Debian's `docker-registry` on a free loopback port, killed on drop.
-struct Registry {
-    child: Child,
-    addr: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Self {
-        require_tool("docker-registry", "docker-registry");
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nlog:\n  level: error\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not listen on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Registry {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use super::registry::RefRegistry;
 
 fn put_blob(layout: &Path, data: &[u8]) -> Digest {
     let d = Digest::of(data);
@@ -127,7 +71,7 @@ pub(super) fn busybox_layout(layout: &Path) {
 fn an_image_pulled_from_a_registry_runs_as_a_devbox() {
     require_tool("skopeo", "skopeo");
     let s = Server::start();
-    let registry = Registry::start();
+    let registry = RefRegistry::start();
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("layout");
     busybox_layout(&layout);
